@@ -1,0 +1,24 @@
+/*  =========================================================================
+    cart_hash - the key of a customer, as every part of the service and the
+    earlier service compute it.
+
+    hash_key (id) = SHA-1 of the id's UTF-8 bytes, read as one big-endian
+    160-bit integer, modulo 2^63: the digest's last 8 bytes, big-endian,
+    with the top bit cleared. Example: hash_key ("jea-265") =
+    938870058641657986.
+    =========================================================================
+*/
+#ifndef CART_HASH_H_INCLUDED
+#define CART_HASH_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+//  Returns hash_key of the byte range data[0..size). Thread-safe; allocates
+//  nothing after the first call in a process.
+uint64_t cart_hash_key (const void *data, size_t size);
+
+//  Returns hash_key of a NUL-terminated string.
+uint64_t cart_hash_key_str (const char *string);
+
+#endif
