@@ -1,0 +1,22 @@
+# Shortcuts over scripts/ and CMake. The README's two commands are
+# scripts/run.sh and scripts/test.sh, which need nothing but bash.
+.PHONY: all run test build format clean
+
+all: build
+
+build:
+	bash scripts/deps.sh build
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build -j$$(nproc)
+
+run:
+	bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build/bin build/lib build/asan build/CMakeFiles build/CMakeCache.txt

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""cartctl against independent computations in Python: hash_key with
+hashlib, the owning shard with the published jump consistent hash, and the
+command line's errors. Usage: test_cartctl.py PATH/TO/cartctl"""
+import hashlib
+import random
+import subprocess
+import sys
+
+CARTCTL = sys.argv[1]
+failures = 0
+
+
+def hash_key(text):
+    digest = hashlib.sha1(text.encode("utf-8")).digest()
+    return int.from_bytes(digest, "big") % 2**63
+
+
+def jump(key, buckets):
+    """Lamping and Veach's algorithm, written from the paper in Python."""
+    b, j = -1, 0
+    while j < buckets:
+        b = j
+        key = (key * 2862933555777941757 + 1) % 2**64
+        j = int((b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
+    return b
+
+
+def run(*args):
+    return subprocess.run([CARTCTL, *args], capture_output=True, text=True)
+
+
+def check(condition, what):
+    global failures
+    if not condition:
+        failures += 1
+        print("FAIL:", what)
+
+
+rng = random.Random(20261125)
+alphabet = "abcXYZ019._~@:-" + "éüß日本語🛒"
+keys = ["jea-265", "", "x" * 128, "-starts-with-dash"]
+keys += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+         for _ in range(200)]
+for key in keys:
+    shards = rng.choice([1, 2, 3, 10, 16, 100, 1000, 9999, 10000])
+    out = run("hash", "--shards", str(shards), "--", key)
+    lines = out.stdout.splitlines()
+    want = hash_key(key)
+    check(out.returncode == 0 and lines[:1] == [str(want)],
+          f"hash {key!r}: {out.stdout!r} {out.stderr!r}, want {want}")
+    want_shard = jump(want, shards)
+    check(lines[1:2] == [f"shard {want_shard} of {shards}"],
+          f"shard of {key!r} over {shards}: {lines[1:2]}, want {want_shard}")
+
+check(run("hash", "jea-265").stdout == "938870058641657986\n", "the API's example")
+check(run("--help").returncode == 0, "--help exits 0")
+check(run("hash", "--help").returncode == 0, "hash --help exits 0")
+for bad in (["hash"], ["hash", "a", "b"], ["hash", "--shards", "0", "k"],
+            ["hash", "--shards", "10001", "k"], ["hash", "--shards", "x", "k"],
+            ["nosuch"], []):
+    out = run(*bad)
+    check(out.returncode == 2 and out.stderr, f"{bad} is a usage error: {out}")
+
+total = len(keys) * 2 + 3 + 7
+print(f"{total - failures} passed, {failures} failed")
+sys.exit(1 if failures else 0)
