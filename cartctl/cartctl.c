@@ -3,6 +3,9 @@
 
     cartctl hash KEY [--shards S]   hash_key (KEY) in decimal; with S, the
                                     shard that owns KEY among S shards
+    cartctl ping [--broker EP]      ask the broker for a reply, timed
+    cartctl stats [--broker EP]     per shard: liveness, carts, items and
+                                    requests, as the broker sees them
 
     Each subcommand is one entry of s_commands; the cluster adds stats and
     ping beside hash. Exit codes: 0 done, 1 failed, 2 bad usage.
@@ -15,7 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <czmq.h>
+
+#include "cart_client.h"
 #include "cart_hash.h"
+#include "cart_args.h"
 #include "cart_ring.h"
 #include "cart_types.h"
 
@@ -83,9 +90,144 @@ s_cmd_hash (int argc, char **argv)
     return 0;
 }
 
+#define DEFAULT_BROKER "tcp://127.0.0.1:5555"
+
+typedef struct {
+    const char *broker;
+    long timeout_ms;
+} bus_options_t;
+
+//  Parses --broker EP, --timeout MS and --help for a bus command.
+//  Returns 0 to go on, 1 after --help, 2 on a usage error.
+static int
+s_bus_options (const char *name, const char *help, int argc, char **argv,
+               bus_options_t *options)
+{
+    static const struct option longs[] = {{"broker", required_argument, NULL, 'b'},
+                                          {"timeout", required_argument, NULL, 't'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    *options = (bus_options_t){DEFAULT_BROKER, 2000};
+    int opt;
+    while ((opt = getopt_long (argc, argv, "b:t:h", longs, NULL)) != -1) {
+        if (opt == 'b')
+            options->broker = optarg;
+        else if (opt == 't' &&
+                 cart_args_number (optarg, 1, 600000, &options->timeout_ms) == 0)
+            continue;
+        else if (opt == 'h') {
+            printf ("usage: cartctl %s\n%s\n  --broker EP    the broker's frontend "
+                    "(default " DEFAULT_BROKER
+                    ")\n  --timeout MS   how long to wait (default 2000)\n",
+                    s_find (name)->usage, help);
+            return 1;
+        } else
+            return s_usage_error (name, "unknown option or bad value");
+    }
+    if (optind != argc)
+        return s_usage_error (name, "takes no arguments");
+    return 0;
+}
+
+//  Sends a PING or STATS and waits for its result. Returns 0 with
+//  *result filled, or 1 after printing why not.
+static int
+s_bus_call (const char *name, const bus_options_t *options, int command,
+            cart_client_t **client, cart_result_t *result)
+{
+    char *error = NULL;
+    *client = cart_client_new (options->broker, &error);
+    if (!*client) {
+        fprintf (stderr, "cartctl %s: %s\n", name, error);
+        free (error);
+        return 1;
+    }
+    if (cart_client_send_command (*client, command, (int)options->timeout_ms, NULL,
+                                  NULL) ||
+        cart_client_recv (*client, result, -1) != 1) {
+        fprintf (stderr, "cartctl %s: no broker reachable at %s\n", name,
+                 options->broker);
+        return 1;
+    }
+    if (result->status != CART_OK) {
+        fprintf (stderr, "cartctl %s: %s from %s\n", name,
+                 result->status == CART_TIMEOUT ? "no answer in time" : "refused",
+                 options->broker);
+        return 1;
+    }
+    return 0;
+}
+
+static int
+s_cmd_ping (int argc, char **argv)
+{
+    bus_options_t options;
+    int rc = s_bus_options ("ping", "Asks the broker for an empty reply and times it.",
+                            argc, argv, &options);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    cart_client_t *client = NULL;
+    cart_result_t result;
+    int64_t start = zclock_usecs ();
+    rc = s_bus_call ("ping", &options, CART_C_PING, &client, &result);
+    if (rc == 0)
+        printf ("pong from %s in %lld us\n", options.broker,
+                (long long)(zclock_usecs () - start));
+    cart_client_destroy (&client);
+    return rc;
+}
+
+static int
+s_print_stats (const cart_result_t *result)
+{
+    cart_stats_list_t list;
+    cart_shard_stats_t entry;
+    const char *error = NULL;
+    if (cart_stats_decode (result->body, result->body_size, &list, &error))
+        goto malformed;
+    printf ("%-6s %-5s %12s %12s %14s\n", "shard", "live", "carts", "items", "requests");
+    size_t live = 0;
+    int rc;
+    while ((rc = cart_stats_next (&list, &entry, &error)) == 1) {
+        printf ("%-6u %-5s %12llu %12llu %14llu\n", entry.shard,
+                entry.live ? "yes" : "NO", (unsigned long long)entry.carts,
+                (unsigned long long)entry.items, (unsigned long long)entry.requests);
+        live += entry.live;
+    }
+    if (rc == -1)
+        goto malformed;
+    printf ("%zu of %u shards live\n", live, list.shards);
+    return live == list.shards ? 0 : 3;
+malformed:
+    fprintf (stderr, "cartctl stats: malformed stats: %s\n", error);
+    return 1;
+}
+
+static int
+s_cmd_stats (int argc, char **argv)
+{
+    bus_options_t options;
+    int rc =
+        s_bus_options ("stats",
+                       "Prints each shard's liveness, carts, items and requests, as "
+                       "the broker sees them.\nExits 3 when a shard has no live worker.",
+                       argc, argv, &options);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    cart_client_t *client = NULL;
+    cart_result_t result;
+    rc = s_bus_call ("stats", &options, CART_C_STATS, &client, &result);
+    if (rc == 0)
+        rc = s_print_stats (&result);
+    cart_client_destroy (&client);
+    return rc;
+}
+
 static const command_t s_commands[] = {
     {"hash", "hash KEY [--shards S]", "print a customer's key and owning shard",
      s_cmd_hash},
+    {"ping", "ping [--broker EP]", "time a round trip to the broker", s_cmd_ping},
+    {"stats", "stats [--broker EP]", "print each shard's liveness and load", s_cmd_stats},
 };
 #define COMMANDS (sizeof (s_commands) / sizeof (s_commands[0]))
 
@@ -111,6 +253,7 @@ s_help (FILE *out)
 int
 main (int argc, char **argv)
 {
+    zsys_handler_set (NULL);
     if (argc < 2) {
         s_help (stderr);
         return 2;

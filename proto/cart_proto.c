@@ -128,7 +128,7 @@ static int
 s_parse_body (const cart_frame_t *frame, cart_msg_t *msg, const char **error)
 {
     if (frame->size > CART_BODY_WIRE_MAX)
-        FAIL ("body frame is larger than 256 KiB");
+        FAIL ("body frame is larger than 1 MiB");
     msg->body = *frame;
     return 0;
 }
@@ -689,5 +689,119 @@ cart_reply_next_item (cart_reply_t *reply, cart_item_t *item, const char **error
         FAIL ("cart item has a missing, ill-typed or out-of-range field");
     reply->cursor = r.p;
     reply->items_read++;
+    return 1;
+}
+
+//  --------------------------------------------------------------------------
+//  Load and stats
+
+void
+cart_load_encode (msgpack_packer *pk, size_t n_entries)
+{
+    msgpack_pack_array (pk, n_entries);
+}
+
+void
+cart_load_encode_entry (msgpack_packer *pk, const cart_shard_stats_t *entry)
+{
+    msgpack_pack_array (pk, 3);
+    msgpack_pack_uint32 (pk, entry->shard);
+    msgpack_pack_uint64 (pk, entry->carts);
+    msgpack_pack_uint64 (pk, entry->items);
+}
+
+void
+cart_stats_encode (msgpack_packer *pk, uint32_t shards, size_t n_entries)
+{
+    msgpack_pack_array (pk, 2);
+    msgpack_pack_uint32 (pk, shards);
+    msgpack_pack_array (pk, n_entries);
+}
+
+void
+cart_stats_encode_entry (msgpack_packer *pk, const cart_shard_stats_t *entry)
+{
+    msgpack_pack_array (pk, 5);
+    msgpack_pack_uint32 (pk, entry->shard);
+    if (entry->live)
+        msgpack_pack_true (pk);
+    else
+        msgpack_pack_false (pk);
+    msgpack_pack_uint64 (pk, entry->carts);
+    msgpack_pack_uint64 (pk, entry->items);
+    msgpack_pack_uint64 (pk, entry->requests);
+}
+
+static void
+s_list_start (cart_stats_list_t *list, reader_t *r, bool with_broker_fields)
+{
+    list->cursor = r->p;
+    list->limit = r->end;
+    list->with_broker_fields = with_broker_fields;
+}
+
+int
+cart_load_decode (const void *data, size_t size, cart_stats_list_t *list,
+                  const char **error)
+{
+    memset (list, 0, sizeof (*list));
+    reader_t r = {(const uint8_t *)data, (const uint8_t *)data + size};
+    if (s_read_array (&r, CART_SHARDS_MAX, &list->n_entries))
+        FAIL ("load is not an array of at most 10000 entries");
+    s_list_start (list, &r, false);
+    return 0;
+}
+
+int
+cart_stats_decode (const void *data, size_t size, cart_stats_list_t *list,
+                   const char **error)
+{
+    memset (list, 0, sizeof (*list));
+    reader_t r = {(const uint8_t *)data, (const uint8_t *)data + size};
+    size_t fields;
+    uint64_t shards;
+    if (s_read_array (&r, 2, &fields) || fields != 2 ||
+        s_read_uint (&r, CART_SHARDS_MAX, &shards) || shards < 1 ||
+        s_read_array (&r, CART_SHARDS_MAX, &list->n_entries))
+        FAIL ("stats is not [shard count, [entries]]");
+    list->shards = (uint32_t)shards;
+    s_list_start (list, &r, true);
+    return 0;
+}
+
+//  Reads [shard, carts, items] or [shard, live, carts, items, requests].
+static int
+s_read_stats_entry (reader_t *r, bool with_broker_fields, cart_shard_stats_t *entry)
+{
+    size_t fields;
+    uint64_t shard;
+    memset (entry, 0, sizeof (*entry));
+    if (s_read_array (r, 5, &fields) || fields != (with_broker_fields ? 5u : 3u) ||
+        s_read_uint (r, CART_SHARDS_MAX - 1, &shard))
+        return -1;
+    entry->shard = (uint32_t)shard;
+    if (with_broker_fields && s_read_bool (r, &entry->live))
+        return -1;
+    if (s_read_uint (r, UINT64_MAX, &entry->carts) ||
+        s_read_uint (r, UINT64_MAX, &entry->items))
+        return -1;
+    if (with_broker_fields && s_read_uint (r, UINT64_MAX, &entry->requests))
+        return -1;
+    return 0;
+}
+
+int
+cart_stats_next (cart_stats_list_t *list, cart_shard_stats_t *entry, const char **error)
+{
+    reader_t r = {list->cursor, list->limit};
+    if (list->entries_read == list->n_entries) {
+        if (r.p != r.end)
+            FAIL ("stats body has bytes after its end");
+        return 0;
+    }
+    if (s_read_stats_entry (&r, list->with_broker_fields, entry))
+        FAIL ("stats entry has a missing, ill-typed or out-of-range field");
+    list->cursor = r.p;
+    list->entries_read++;
     return 1;
 }

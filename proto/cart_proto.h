@@ -17,13 +17,21 @@
 #define CART_PROTO_CLIENT  "CARTC01" //  client <-> broker frontend
 #define CART_PROTO_WORKER  "CARTW01" //  worker <-> broker backend
 #define CART_PROTO_LEN     7
-#define CART_BODY_WIRE_MAX (256 * 1024) //  largest body frame
-#define CART_ERROR_MAX     1024         //  longest error message
-#define CART_IDENTITY_MAX  255          //  longest client identity
-#define CART_FRAMES_MAX    8            //  frames in the longest message
+#define CART_BODY_WIRE_MAX (1024 * 1024) //  largest body frame
+#define CART_ERROR_MAX     1024          //  longest error message
+#define CART_IDENTITY_MAX  255           //  longest client identity
+#define CART_FRAMES_MAX    8             //  frames in the longest message
 //  Largest message a socket facing the network accepts (ZMQ_MAXMSGSIZE
 //  limits each frame): the body frame.
 #define CART_WIRE_MSG_MAX (CART_BODY_WIRE_MAX)
+
+//  Heartbeats run every 100 ms by default, and a peer is dead after 3
+//  missed ones: a crashed worker's shard answers UNAVAILABLE within about
+//  300 ms (at once on tcp or ipc, when the broker notices the closed
+//  connection as it routes a request). The cost is one tiny message per
+//  worker per 100 ms each way.
+#define CART_HEARTBEAT_MS 100
+#define CART_LIVENESS     3
 
 //  Commands between a client and the broker's frontend
 typedef enum {
@@ -164,5 +172,54 @@ int cart_reply_decode (const void *data, size_t size, cart_reply_t *reply,
 //  item (the body must then have been read exactly), or -1 with *error set
 //  when the item is malformed.
 int cart_reply_next_item (cart_reply_t *reply, cart_item_t *item, const char **error);
+
+//  --------------------------------------------------------------------------
+//  Load (worker heartbeat) and stats (broker reply) bodies
+
+//  One shard's figures, as a worker reports them (load) or the broker
+//  sees them (stats: all fields).
+typedef struct {
+    uint32_t shard;
+    bool live; //  stats only
+    uint64_t carts;
+    uint64_t items;
+    uint64_t requests; //  stats only
+} cart_shard_stats_t;
+
+//  A decoded list of shard figures, read one entry at a time.
+typedef struct {
+    uint32_t shards; //  stats: the cluster's shard count
+    size_t n_entries;
+    //  Private
+    const uint8_t *cursor;
+    const uint8_t *limit;
+    size_t entries_read;
+    bool with_broker_fields;
+} cart_stats_list_t;
+
+//  Append a load body's head (n entries follow).
+void cart_load_encode (msgpack_packer *pk, size_t n_entries);
+
+//  Append one load entry.
+void cart_load_encode_entry (msgpack_packer *pk, const cart_shard_stats_t *entry);
+
+//  Append a stats body's head (n entries follow).
+void cart_stats_encode (msgpack_packer *pk, uint32_t shards, size_t n_entries);
+
+//  Append one stats entry.
+void cart_stats_encode_entry (msgpack_packer *pk, const cart_shard_stats_t *entry);
+
+//  Decode the head of a load body. Returns 0 or -1.
+int cart_load_decode (const void *data, size_t size, cart_stats_list_t *list,
+                      const char **error);
+
+//  Decode the head of a stats body. Returns 0 or -1.
+int cart_stats_decode (const void *data, size_t size, cart_stats_list_t *list,
+                       const char **error);
+
+//  Read the next entry of a load or stats list. Returns 1, 0 after the last
+//  (the body must then have been read exactly), or -1 with *error set.
+int cart_stats_next (cart_stats_list_t *list, cart_shard_stats_t *entry,
+                     const char **error);
 
 #endif

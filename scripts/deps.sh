@@ -37,8 +37,13 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# 2. czmq with drafts, built once per patch version.
-want=$(sha1sum "$patch" | cut -c1-40)
+# 2. czmq with drafts, built once per patch and build recipe. Its asserts
+#    stay on (no -DNDEBUG), as ours do.
+czmq_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g"
+    -DENABLE_DRAFTS=ON -DCZMQ_BUILD_STATIC=OFF
+    -DCZMQ_WITH_LIBCURL=OFF -DCZMQ_WITH_LZ4=OFF -DCZMQ_WITH_UUID=OFF
+    -DCZMQ_WITH_SYSTEMD=OFF -DCZMQ_WITH_NSS=OFF -DCZMQ_WITH_LIBMICROHTTPD=ON)
+want=$( (cat "$patch"; echo "${czmq_flags[*]}") | sha1sum | cut -c1-40)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "czmq with drafts already in $prefix"
     exit 0
@@ -68,7 +73,7 @@ if [ -z "$tarball" ]; then
     aptopts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list"
              -o "Dir::Etc::SourceParts=$apt_dir/parts"
              -o "Dir::State::Lists=$apt_dir/lists"
-             -o "Dir::Cache=$apt_dir/cache")
+             -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
     log "fetching czmq's Debian source package"
     apt-get "${aptopts[@]}" update -qq
     (cd "$src" && apt-get "${aptopts[@]}" source --download-only -qq czmq=4.2.1-1)
@@ -81,11 +86,9 @@ log "patching czmq: $(basename "$patch")"
 patch -d "$src/czmq-4.2.1" -p1 --quiet < "$patch"
 
 log "building czmq with drafts into $prefix"
-cmake -S "$src/czmq-4.2.1" -B "$src/czmq-build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_INSTALL_PREFIX="$prefix" -DENABLE_DRAFTS=ON -DCZMQ_BUILD_STATIC=OFF \
-    -DCZMQ_WITH_LIBCURL=OFF -DCZMQ_WITH_LZ4=OFF -DCZMQ_WITH_UUID=OFF \
-    -DCZMQ_WITH_SYSTEMD=OFF -DCZMQ_WITH_NSS=OFF \
-    -DCZMQ_WITH_LIBMICROHTTPD=ON >"$src/cmake.log" 2>&1 \
+rm -rf "$src/czmq-build"
+cmake -S "$src/czmq-4.2.1" -B "$src/czmq-build" -DCMAKE_INSTALL_PREFIX="$prefix" \
+    "${czmq_flags[@]}" >"$src/cmake.log" 2>&1 \
     || { tail -n 30 "$src/cmake.log" >&2; exit 1; }
 cmake --build "$src/czmq-build" -j"$(nproc)" >"$src/build.log" 2>&1 \
     || { tail -n 30 "$src/build.log" >&2; exit 1; }

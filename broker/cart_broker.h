@@ -1,0 +1,61 @@
+/*  =========================================================================
+    cart_broker - the CART/1 broker: routes each client request by its key
+    over the ring to the worker that owns the key's shard, and each reply
+    back to its client (proto/PROTOCOL.md).
+
+    The broker is a czmq actor. It binds a ROUTER for clients (frontend)
+    and a ROUTER for workers (backend), tracks which worker serves each
+    shard by READY and heartbeats, and answers UNAVAILABLE at once for a
+    shard that no live worker serves.
+
+        cart_broker_config_t config = {.frontend = "tcp://127.0.0.1:*",
+                                       .backend = "inproc://workers",
+                                       .shards = 4};
+        char *error = NULL;
+        cart_broker_t *broker = cart_broker_new (&config, &error);
+        printf ("clients connect to %s\n", cart_broker_frontend (broker));
+        ...
+        cart_broker_destroy (&broker);
+
+    The actor's own commands, on its pipe (cart_broker_actor):
+        zstr_send (actor, "$TERM")            stop
+    and it sends, right after zsock_signal, one string: "OK" or an error.
+    =========================================================================
+*/
+#ifndef CART_BROKER_H_INCLUDED
+#define CART_BROKER_H_INCLUDED
+
+#include <czmq.h>
+#include <stdint.h>
+
+#include "cart_proto.h"
+
+typedef struct {
+    const char *frontend; //  endpoint(s) to bind for clients
+    const char *backend;  //  endpoint(s) to bind for workers
+    uint32_t shards;      //  1..CART_SHARDS_MAX
+    int heartbeat_ms;     //  0: CART_HEARTBEAT_MS
+    int liveness;         //  missed heartbeats before a worker is dead;
+                          //  0: CART_LIVENESS
+    bool verbose;         //  log workers joining and leaving
+} cart_broker_config_t;
+
+typedef struct _cart_broker_t cart_broker_t;
+
+//  Start a broker. On failure (bad config, endpoint in use) returns NULL
+//  and, when error is not NULL, sets *error to a message that the caller
+//  frees.
+cart_broker_t *cart_broker_new (const cart_broker_config_t *config, char **error);
+
+//  Stop a broker and destroy it; sets *self_p to NULL.
+void cart_broker_destroy (cart_broker_t **self_p);
+
+//  The endpoints the broker bound, with the ports that the system chose
+//  for "tcp://...:*"; valid as long as the broker.
+const char *cart_broker_frontend (cart_broker_t *self);
+const char *cart_broker_backend (cart_broker_t *self);
+
+//  The actor itself, for zactor_new; args is a cart_broker_config_t *.
+void cart_broker_actor (zsock_t *pipe, void *args);
+
+#endif

@@ -1,0 +1,92 @@
+/*  broker - the CART/1 broker as a program. See cart_broker.h. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cart_args.h"
+#include "cart_broker.h"
+
+static void
+s_help (FILE *out)
+{
+    fprintf (out,
+             "usage: broker [--frontend EP] [--backend EP] [--shards S] [options]\n\n"
+             "Routes cart requests from clients to the shard workers that own them.\n\n"
+             "  --frontend EP    where clients connect (default tcp://127.0.0.1:5555)\n"
+             "  --backend EP     where workers connect (default tcp://127.0.0.1:5556)\n"
+             "  --shards S       shards in the cluster, 1..10000 (default 4)\n"
+             "  --heartbeat MS   heartbeat interval (default %d)\n"
+             "  --verbose        log workers joining and leaving\n"
+             "  --help           this text\n\n"
+             "EP is a ZeroMQ endpoint, or several separated by commas; tcp://HOST:*\n"
+             "takes a free port. The bound endpoints are printed on start. SIGINT or\n"
+             "SIGTERM stops the broker.\n",
+             CART_HEARTBEAT_MS);
+}
+
+int
+main (int argc, char **argv)
+{
+    cart_args_block_signals ();
+    static const struct option options[] = {{"frontend", required_argument, NULL, 'f'},
+                                            {"backend", required_argument, NULL, 'b'},
+                                            {"shards", required_argument, NULL, 's'},
+                                            {"heartbeat", required_argument, NULL, 'H'},
+                                            {"verbose", no_argument, NULL, 'v'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    cart_broker_config_t config = {.frontend = "tcp://127.0.0.1:5555",
+                                   .backend = "tcp://127.0.0.1:5556",
+                                   .shards = 4};
+    long number;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "f:b:s:H:vh", options, NULL)) != -1) {
+        switch (opt) {
+            case 'f':
+                config.frontend = optarg;
+                break;
+            case 'b':
+                config.backend = optarg;
+                break;
+            case 's':
+                if (cart_args_number (optarg, 1, CART_SHARDS_MAX, &number))
+                    goto usage;
+                config.shards = (uint32_t)number;
+                break;
+            case 'H':
+                if (cart_args_number (optarg, 1, 60000, &number))
+                    goto usage;
+                config.heartbeat_ms = (int)number;
+                break;
+            case 'v':
+                config.verbose = true;
+                break;
+            case 'h':
+                s_help (stdout);
+                return 0;
+            default:
+                goto usage;
+        }
+    }
+    if (optind != argc)
+        goto usage;
+
+    char *error = NULL;
+    cart_broker_t *broker = cart_broker_new (&config, &error);
+    if (!broker) {
+        fprintf (stderr, "broker: %s\n", error);
+        free (error);
+        return 1;
+    }
+    printf ("broker: clients on %s, workers on %s, %u shards\n",
+            cart_broker_frontend (broker), cart_broker_backend (broker), config.shards);
+    fflush (stdout);
+    int signal = cart_args_wait_signal ();
+    fprintf (stderr, "broker: signal %d, stopping\n", signal);
+    cart_broker_destroy (&broker);
+    return 0;
+
+usage:
+    fprintf (stderr, "broker: bad argument (see --help)\n");
+    s_help (stderr);
+    return 2;
+}

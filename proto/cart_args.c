@@ -1,0 +1,95 @@
+/*  =========================================================================
+    cart_args - shared command-line parsing and signal handling.
+
+    Signals: a process-directed SIGINT can land on any thread, and a czmq
+    actor blocked in zmq_poll would swallow it. So the programs block the
+    signals before they start any thread, and the main thread alone takes
+    them with sigwait: shutdown is then an ordinary, synchronous step.
+    =========================================================================
+*/
+#include "cart_args.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cart_types.h"
+
+int
+cart_args_number (const char *text, long min, long max, long *value)
+{
+    char *end;
+    errno = 0;
+    long parsed = strtol (text, &end, 10);
+    if (errno || end == text || *end || parsed < min || parsed > max)
+        return -1;
+    *value = parsed;
+    return 0;
+}
+
+//  Parses "A" or "A-B" from text up to the next comma.
+static int
+s_range (const char *text, size_t len, long *first, long *last)
+{
+    char piece[32];
+    if (len == 0 || len >= sizeof (piece))
+        return -1;
+    memcpy (piece, text, len);
+    piece[len] = 0;
+    char *dash = strchr (piece, '-');
+    if (dash)
+        *dash = 0;
+    if (cart_args_number (piece, 0, CART_SHARDS_MAX - 1, first))
+        return -1;
+    *last = *first;
+    if (dash && cart_args_number (dash + 1, *first, CART_SHARDS_MAX - 1, last))
+        return -1;
+    return 0;
+}
+
+int
+cart_args_shards (const char *text, uint32_t *shards, size_t capacity, size_t *n)
+{
+    while (true) {
+        size_t len = strcspn (text, ",");
+        long first, last;
+        if (s_range (text, len, &first, &last))
+            return -1;
+        for (long shard = first; shard <= last; shard++) {
+            if (*n >= capacity)
+                return -1;
+            shards[(*n)++] = (uint32_t)shard;
+        }
+        if (text[len] == 0)
+            return 0;
+        text += len + 1;
+    }
+}
+
+static sigset_t
+s_signals (void)
+{
+    sigset_t set;
+    sigemptyset (&set);
+    sigaddset (&set, SIGINT);
+    sigaddset (&set, SIGTERM);
+    return set;
+}
+
+void
+cart_args_block_signals (void)
+{
+    zsys_handler_set (NULL);
+    sigset_t set = s_signals ();
+    pthread_sigmask (SIG_BLOCK, &set, NULL);
+}
+
+int
+cart_args_wait_signal (void)
+{
+    sigset_t set = s_signals ();
+    int signal = 0;
+    while (sigwait (&set, &signal) != 0)
+        ;
+    return signal;
+}

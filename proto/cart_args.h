@@ -1,0 +1,29 @@
+/*  =========================================================================
+    cart_args - command-line pieces that the programs share: numbers in a
+    range, shard lists, and the signal handling of a long-running program.
+    =========================================================================
+*/
+#ifndef CART_ARGS_H_INCLUDED
+#define CART_ARGS_H_INCLUDED
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+//  Parses a decimal integer in min..max. Returns 0 or -1.
+int cart_args_number (const char *text, long min, long max, long *value);
+
+//  Parses a shard list such as "3", "0,2,5" or "0-7,9" (each shard below
+//  CART_SHARDS_MAX) and appends it to shards[*n..capacity). Returns 0, or
+//  -1 when the text is not a list or the list does not fit.
+int cart_args_shards (const char *text, uint32_t *shards, size_t capacity, size_t *n);
+
+//  Blocks SIGINT and SIGTERM in the calling thread and so in every thread
+//  it starts afterwards (call it first in main), and turns off czmq's own
+//  handler. cart_args_wait_signal then takes them in the main thread.
+void cart_args_block_signals (void);
+
+//  Waits for SIGINT or SIGTERM; returns the signal number.
+int cart_args_wait_signal (void);
+
+#endif

@@ -1,0 +1,76 @@
+/*  =========================================================================
+    cart_client - the client side of CART/1, shared by the HTTP front, the
+    benchmarks and cartctl.
+
+    Asynchronous and pipelined: one DEALER socket to the broker carries
+    many requests in flight, each with its own correlation id and deadline.
+    A client is used by one thread (each HTTP handler thread has its own).
+
+        cart_client_t *client = cart_client_new ("tcp://127.0.0.1:5555", &error);
+        cart_request_t req = {.op = CART_OP_GET, .customer = "jea-265",
+                              .customer_len = 7};
+        cart_client_send (client, &req, 2000, my_context, NULL);
+        cart_result_t result;
+        while (cart_client_recv (client, &result, -1) == 1)
+            ...  result.user is my_context, result.status the status,
+            ...  result.body the msgpack reply body (cart_reply_decode)
+
+    Every request ends in exactly one result: the broker's or worker's
+    reply, or CART_TIMEOUT when its deadline passes first. A reply that
+    arrives after its deadline is dropped.
+    =========================================================================
+*/
+#ifndef CART_CLIENT_H_INCLUDED
+#define CART_CLIENT_H_INCLUDED
+
+#include "cart_proto.h"
+
+#define CART_DEADLINE_MS     2000  //  default deadline of a request
+#define CART_CLIENT_INFLIGHT 65536 //  most requests in flight on one client
+
+typedef struct _cart_client_t cart_client_t;
+
+typedef struct {
+    uint64_t corr;    //  the request's correlation id
+    int status;       //  cart_status_t; CART_TIMEOUT at the deadline
+    void *user;       //  what the caller gave to the send
+    const void *body; //  msgpack reply body (empty on timeout); valid
+    size_t body_size; //  until the next cart_client_recv
+} cart_result_t;
+
+//  Connect a client to a broker's frontend. Returns NULL with *error (a
+//  message the caller frees) when the endpoint is not valid.
+cart_client_t *cart_client_new (const char *endpoint, char **error);
+
+//  Destroy a client; requests in flight are forgotten. Sets *self_p NULL.
+void cart_client_destroy (cart_client_t **self_p);
+
+//  Send a cart request with a deadline timeout_ms from now (0: the
+//  default). user comes back in its result; *corr (when not NULL) gets
+//  the correlation id. Returns 0, or -1 when the request was not sent:
+//  it breaks a rule (*error says which; errno EINVAL), too many requests
+//  are in flight, the queue to the broker is full or no broker is
+//  connected (errno EAGAIN). A request not sent has no result.
+int cart_client_send (cart_client_t *self, const cart_request_t *req, int timeout_ms,
+                      void *user, uint64_t *corr, const char **error);
+
+//  Send a PING or STATS (CART_C_PING, CART_C_STATS) to the broker, as
+//  cart_client_send does.
+int cart_client_send_command (cart_client_t *self, int command, int timeout_ms,
+                              void *user, uint64_t *corr);
+
+//  Take the next result: a reply, or a request whose deadline passed.
+//  Waits up to wait_ms (-1: until one comes; 0: not at all). Returns 1
+//  with *result filled, 0 when none came in time or the wait was
+//  interrupted.
+int cart_client_recv (cart_client_t *self, cart_result_t *result, int wait_ms);
+
+//  For callers that poll several sockets: the libzmq socket to poll for
+//  ZMQ_POLLIN, and the milliseconds until the next deadline (-1: none).
+void *cart_client_handle (cart_client_t *self);
+int cart_client_next_timeout (cart_client_t *self);
+
+//  Requests in flight.
+size_t cart_client_pending (cart_client_t *self);
+
+#endif

@@ -1,0 +1,612 @@
+/*  =========================================================================
+    cart_partition - the carts that one shard owns.
+
+    Layout. The table is an array of 16-byte slots {key, cart}, open
+    addressing with linear probing and backward-shift deletion: removing a
+    cart moves the rest of its probe run back, so there are no tombstones
+    and a probe never grows longer than the live carts make it. A slot keeps
+    the full 63-bit key, so a probe compares keys inside the array it is
+    already reading and touches a cart only on a key match; the cart then
+    confirms the customerId, which is how two customers whose keys collide
+    keep two carts (they sit in one probe run). Each cart is one malloc'd
+    block: an 11-byte header, the customerId, then the items packed in the
+    order they were first added, each a 13-byte header (id fingerprint, id
+    and expiry lengths, flags, 3-byte count, 6-byte price) followed by the
+    id and expiry bytes. A cart of ten 12-byte barcodes is thus ~300 bytes
+    in one allocation, where a hash per cart in Redis pays a key object, a
+    dict entry and a listpack with per-field encodings: the compact block
+    is what keeps us under Redis's bytes per item. The price is that an
+    item lookup is a linear scan, bounded by CART_ITEMS_MAX records; it
+    skips records by their length bytes and compares a 1-byte fingerprint
+    of the id before any id bytes, so it reads ~1/256 of the ids it passes.
+
+    Load factor. The table doubles before it passes 3/4 full and halves
+    when under 1/8 full (never below TABLE_MIN slots), so it is 3/8 to 3/4
+    full once grown. At 3/4, linear probing averages ~2.5 probes for a hit
+    and ~8.5 for a miss (Knuth), with four slots per cache line: one or two
+    lines. Just after a doubling the table costs 16 / (3/8) = 43 bytes per
+    cart, ~4 bytes per item of a ten-item cart; a lower bound would buy
+    little speed for that memory, a higher one lengthens misses quickly.
+
+    Resize costs. Doubling allocates the new array and re-places every
+    slot: O(carts), carts themselves do not move. At a million carts that
+    is a 32 MB array and a few milliseconds during which the worker answers
+    nothing; amortised it is O(1) per new cart. A cart grows by realloc to
+    9/8 of what it needs (rounded to 16k+8 bytes, sizes that glibc's malloc
+    fills exactly), so a cart is copied O(1) times per byte added, and it
+    shrinks when a removal leaves it under half full. A cart block is at
+    most ~205 KB (1,000 items of 128-byte ids and 64-byte expiries).
+
+    Slot choice. customerIds come from users and SHA-1 is public, so with
+    the key's low bits as the index someone could cheaply make ids that
+    land on one slot range and build long probe runs. The index is the key
+    mixed with a per-partition random seed instead (not a cryptographic
+    MAC, but the attacker no longer knows where an id lands). Whole-key
+    collisions are still possible and are handled by the customerId check.
+    =========================================================================
+*/
+#include "cart_partition.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+//  An item record: a fixed header, then the id bytes, then the expiry
+//  bytes. Multi-byte fields are little-endian and need no alignment.
+#define ITEM_FP      0 //  1-byte fingerprint of the id
+#define ITEM_ID_LEN  1
+#define ITEM_EXP_LEN 2 //  0 when the expiry is null
+#define ITEM_FLAGS   3
+#define ITEM_COUNT   4 //  3 bytes
+#define ITEM_PRICE   7 //  6 bytes
+#define ITEM_HEADER  13
+#define ITEM_MAX     (ITEM_HEADER + CART_ID_MAX + CART_EXPIRY_MAX)
+#define ITEM_SALE    0x01 //  flag: special sale
+
+#define TABLE_MIN 16 //  slots; a power of two
+
+_Static_assert(CART_COUNT_MAX < (1UL << 24), "a count fits in 3 bytes");
+_Static_assert(CART_PRICE_MAX < (1ULL << 48), "a price fits in 6 bytes");
+_Static_assert(CART_ID_MAX <= UINT8_MAX, "an id length fits in a byte");
+_Static_assert(CART_EXPIRY_MAX <= UINT8_MAX, "an expiry length fits in a byte");
+_Static_assert(CART_ITEMS_MAX <= UINT16_MAX, "an item count fits in 16 bits");
+
+//  One cart: a single block holding the customerId then the item records.
+typedef struct {
+    uint32_t used;        //  bytes of data in use
+    uint32_t cap;         //  bytes of data allocated
+    uint16_t n_items;     //  item records after the customerId
+    uint8_t customer_len; //  the customerId opens data
+    uint8_t data[];
+} cart_t;
+
+#define CART_HEAD offsetof (cart_t, data)
+
+typedef struct {
+    uint64_t key;
+    cart_t *cart; //  NULL when the slot is empty
+} slot_t;
+
+struct _cart_partition_t {
+    slot_t *slots;
+    size_t mask; //  slot count - 1
+    size_t n_carts;
+    size_t n_items;
+    size_t bytes; //  asked of the allocator, all blocks
+    uint64_t seed;
+};
+
+//  --------------------------------------------------------------------------
+//  Allocation, counted in self->bytes; out-of-memory aborts.
+
+static void *
+s_alloc (cart_partition_t *self, size_t size)
+{
+    void *block = malloc (size);
+    if (!block)
+        abort ();
+    self->bytes += size;
+    return block;
+}
+
+static void *
+s_realloc (cart_partition_t *self, void *block, size_t old_size, size_t size)
+{
+    block = realloc (block, size);
+    if (!block)
+        abort ();
+    self->bytes = self->bytes - old_size + size;
+    return block;
+}
+
+static void
+s_free (cart_partition_t *self, void *block, size_t size)
+{
+    free (block);
+    self->bytes -= size;
+}
+
+//  --------------------------------------------------------------------------
+//  Item records
+
+static void
+s_put_le (uint8_t *dest, uint64_t value, size_t width)
+{
+    for (size_t i = 0; i < width; i++)
+        dest[i] = (uint8_t)(value >> (8 * i));
+}
+
+static uint64_t
+s_get_le (const uint8_t *src, size_t width)
+{
+    uint64_t value = 0;
+    for (size_t i = width; i-- > 0;)
+        value = value << 8 | src[i];
+    return value;
+}
+
+//  FNV-1a folded to one byte: cheap, and enough to skip most ids unread.
+static uint8_t
+s_fingerprint (const char *id, size_t len)
+{
+    uint32_t hash = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        hash = (hash ^ (uint8_t)id[i]) * 16777619u;
+    hash ^= hash >> 16;
+    return (uint8_t)(hash ^ hash >> 8);
+}
+
+static size_t
+s_item_size (const uint8_t *rec)
+{
+    return ITEM_HEADER + rec[ITEM_ID_LEN] + rec[ITEM_EXP_LEN];
+}
+
+//  Encodes the item, with the given count, into rec (ITEM_MAX bytes);
+//  returns the record's size.
+static size_t
+s_item_encode (uint8_t *rec, const cart_item_t *item, uint32_t count)
+{
+    size_t exp_len = item->expiry ? item->expiry_len : 0;
+    rec[ITEM_FP] = s_fingerprint (item->id, item->id_len);
+    rec[ITEM_ID_LEN] = (uint8_t)item->id_len;
+    rec[ITEM_EXP_LEN] = (uint8_t)exp_len;
+    rec[ITEM_FLAGS] = item->special_sale ? ITEM_SALE : 0;
+    s_put_le (rec + ITEM_COUNT, count, 3);
+    s_put_le (rec + ITEM_PRICE, item->price_cents, 6);
+    memcpy (rec + ITEM_HEADER, item->id, item->id_len);
+    if (exp_len)
+        memcpy (rec + ITEM_HEADER + item->id_len, item->expiry, exp_len);
+    return ITEM_HEADER + item->id_len + exp_len;
+}
+
+//  Fills *item from a record; its strings point into the record.
+static void
+s_item_decode (const uint8_t *rec, cart_item_t *item)
+{
+    size_t id_len = rec[ITEM_ID_LEN];
+    size_t exp_len = rec[ITEM_EXP_LEN];
+    const char *id = (const char *)rec + ITEM_HEADER;
+    *item = (cart_item_t){.id = id,
+                          .id_len = id_len,
+                          .price_cents = s_get_le (rec + ITEM_PRICE, 6),
+                          .count = (uint32_t)s_get_le (rec + ITEM_COUNT, 3),
+                          .special_sale = (rec[ITEM_FLAGS] & ITEM_SALE) != 0,
+                          .expiry = exp_len ? id + id_len : NULL,
+                          .expiry_len = exp_len};
+}
+
+//  --------------------------------------------------------------------------
+//  Argument checks: everything here comes from the bus.
+
+static bool
+s_customer_valid (uint64_t key, const char *customer, size_t customer_len)
+{
+    return key < (1ULL << 63) && cart_id_valid (customer, customer_len);
+}
+
+static bool
+s_expiry_valid (const char *expiry, size_t expiry_len)
+{
+    if (!expiry)
+        return expiry_len == 0;
+    return expiry_len >= 1 && expiry_len <= CART_EXPIRY_MAX;
+}
+
+static bool
+s_item_valid (const cart_item_t *item)
+{
+    return item && cart_id_valid (item->id, item->id_len) && item->count >= 1 &&
+           item->count <= CART_COUNT_MAX && item->price_cents <= CART_PRICE_MAX &&
+           s_expiry_valid (item->expiry, item->expiry_len);
+}
+
+//  --------------------------------------------------------------------------
+//  Carts
+
+//  Bytes of data to allocate for a cart that needs `need`: 1/8 more, with
+//  the whole block rounded up to 16k+8 bytes.
+static size_t
+s_cart_cap (size_t need)
+{
+    size_t total = CART_HEAD + need;
+    total += total / 8;
+    total = ((total + 7) & ~(size_t)15) + 8;
+    return total - CART_HEAD;
+}
+
+static cart_t *
+s_cart_new (cart_partition_t *self, const char *customer, size_t customer_len,
+            size_t need)
+{
+    size_t cap = s_cart_cap (customer_len + need);
+    cart_t *cart = s_alloc (self, CART_HEAD + cap);
+    cart->used = (uint32_t)customer_len;
+    cart->cap = (uint32_t)cap;
+    cart->n_items = 0;
+    cart->customer_len = (uint8_t)customer_len;
+    memcpy (cart->data, customer, customer_len);
+    return cart;
+}
+
+//  Reallocates the cart to fit `used` bytes of data with slack.
+static cart_t *
+s_cart_resize (cart_partition_t *self, cart_t *cart, size_t used)
+{
+    size_t cap = s_cart_cap (used);
+    cart = s_realloc (self, cart, CART_HEAD + cart->cap, CART_HEAD + cap);
+    cart->cap = (uint32_t)cap;
+    return cart;
+}
+
+//  Replaces old_len bytes at offset `off` of the slot's cart data with
+//  new_len bytes of room, left for the caller to fill, keeping the bytes
+//  after them in order. Returns the cart, which may have moved.
+static cart_t *
+s_cart_splice (cart_partition_t *self, slot_t *slot, size_t off, size_t old_len,
+               size_t new_len)
+{
+    cart_t *cart = slot->cart;
+    size_t tail = cart->used - off - old_len;
+    size_t used = cart->used - old_len + new_len;
+    if (used > cart->cap)
+        cart = s_cart_resize (self, cart, used);
+    memmove (cart->data + off + new_len, cart->data + off + old_len, tail);
+    cart->used = (uint32_t)used;
+    if (s_cart_cap (used) < cart->cap / 2)
+        cart = s_cart_resize (self, cart, used);
+    slot->cart = cart;
+    return cart;
+}
+
+static bool
+s_cart_is (const cart_t *cart, const char *customer, size_t customer_len)
+{
+    return cart->customer_len == customer_len &&
+           memcmp (cart->data, customer, customer_len) == 0;
+}
+
+//  Returns the item's record in the cart, or NULL.
+static uint8_t *
+s_cart_item (cart_t *cart, const char *id, size_t id_len)
+{
+    uint8_t fp = s_fingerprint (id, id_len);
+    uint8_t *limit = cart->data + cart->used;
+    for (uint8_t *rec = cart->data + cart->customer_len; rec < limit;
+         rec += s_item_size (rec))
+        if (rec[ITEM_FP] == fp && rec[ITEM_ID_LEN] == id_len &&
+            memcmp (rec + ITEM_HEADER, id, id_len) == 0)
+            return rec;
+    return NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  The table
+
+static uint64_t
+s_seed (void)
+{
+    uint64_t seed;
+    if (getrandom (&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+        seed = (uintptr_t)&seed; //  no entropy yet: the stack's place
+    return seed;
+}
+
+//  The key's home slot: the key mixed with the seed (splitmix64's
+//  finaliser), masked.
+static size_t
+s_home (const cart_partition_t *self, uint64_t key)
+{
+    uint64_t hash = key ^ self->seed;
+    hash = (hash ^ hash >> 30) * 0xBF58476D1CE4E5B9ULL;
+    hash = (hash ^ hash >> 27) * 0x94D049BB133111EBULL;
+    return (size_t)(hash ^ hash >> 31) & self->mask;
+}
+
+static slot_t *
+s_find (cart_partition_t *self, uint64_t key, const char *customer, size_t customer_len)
+{
+    for (size_t i = s_home (self, key);; i = (i + 1) & self->mask) {
+        slot_t *slot = &self->slots[i];
+        if (!slot->cart)
+            return NULL;
+        if (slot->key == key && s_cart_is (slot->cart, customer, customer_len))
+            return slot;
+    }
+}
+
+//  Puts the cart into the first empty slot of its probe run.
+static slot_t *
+s_place (cart_partition_t *self, uint64_t key, cart_t *cart)
+{
+    size_t i = s_home (self, key);
+    while (self->slots[i].cart)
+        i = (i + 1) & self->mask;
+    self->slots[i] = (slot_t){.key = key, .cart = cart};
+    return &self->slots[i];
+}
+
+static void
+s_table_resize (cart_partition_t *self, size_t n_slots)
+{
+    slot_t *old = self->slots;
+    size_t old_slots = self->mask + 1;
+    self->slots = s_alloc (self, n_slots * sizeof (slot_t));
+    memset (self->slots, 0, n_slots * sizeof (slot_t));
+    self->mask = n_slots - 1;
+    for (size_t i = 0; i < old_slots; i++)
+        if (old[i].cart)
+            s_place (self, old[i].key, old[i].cart);
+    s_free (self, old, old_slots * sizeof (slot_t));
+}
+
+static slot_t *
+s_insert (cart_partition_t *self, uint64_t key, cart_t *cart)
+{
+    if ((self->n_carts + 1) * 4 > (self->mask + 1) * 3)
+        s_table_resize (self, (self->mask + 1) * 2);
+    self->n_carts++;
+    return s_place (self, key, cart);
+}
+
+//  Empties the slot, moving each later cart of the probe run back into
+//  the hole when the hole lies between that cart's home and its slot.
+static void
+s_clear (cart_partition_t *self, slot_t *slot)
+{
+    size_t hole = (size_t)(slot - self->slots);
+    for (size_t i = (hole + 1) & self->mask; self->slots[i].cart;
+         i = (i + 1) & self->mask) {
+        size_t home = s_home (self, self->slots[i].key);
+        if (((i - home) & self->mask) >= ((i - hole) & self->mask)) {
+            self->slots[hole] = self->slots[i];
+            hole = i;
+        }
+    }
+    self->slots[hole] = (slot_t){.key = 0, .cart = NULL};
+}
+
+//  Frees the slot's cart and empties the slot.
+static void
+s_drop (cart_partition_t *self, slot_t *slot)
+{
+    cart_t *cart = slot->cart;
+    self->n_items -= cart->n_items;
+    self->n_carts--;
+    s_free (self, cart, CART_HEAD + cart->cap);
+    s_clear (self, slot);
+    if (self->mask + 1 > TABLE_MIN && self->n_carts * 8 < self->mask + 1)
+        s_table_resize (self, (self->mask + 1) / 2);
+}
+
+//  --------------------------------------------------------------------------
+//  Item operations on a cart found in a slot
+
+//  Writes the item, with the given count, over the old_len-byte record at
+//  off (0 bytes at the end to append), and fills *stored when not NULL.
+//  The record is built aside first, as the item's strings may point into
+//  this very cart.
+static void
+s_store (cart_partition_t *self, slot_t *slot, size_t off, size_t old_len,
+         const cart_item_t *item, uint32_t count, cart_item_t *stored)
+{
+    uint8_t rec[ITEM_MAX];
+    size_t len = s_item_encode (rec, item, count);
+    cart_t *cart = s_cart_splice (self, slot, off, old_len, len);
+    memcpy (cart->data + off, rec, len);
+    if (stored)
+        s_item_decode (cart->data + off, stored);
+}
+
+static int
+s_merge (cart_partition_t *self, slot_t *slot, uint8_t *rec, const cart_item_t *item,
+         cart_item_t *stored)
+{
+    uint32_t count = (uint32_t)s_get_le (rec + ITEM_COUNT, 3) + item->count;
+    if (count > CART_COUNT_MAX)
+        return CART_CONFLICT;
+    size_t off = (size_t)(rec - slot->cart->data);
+    s_store (self, slot, off, s_item_size (rec), item, count, stored);
+    return CART_OK;
+}
+
+static int
+s_append (cart_partition_t *self, slot_t *slot, const cart_item_t *item,
+          cart_item_t *stored)
+{
+    if (slot->cart->n_items >= CART_ITEMS_MAX)
+        return CART_CONFLICT;
+    s_store (self, slot, slot->cart->used, 0, item, item->count, stored);
+    slot->cart->n_items++;
+    self->n_items++;
+    return CART_CREATED;
+}
+
+//  Removes the record from the slot's cart, and the cart when it empties.
+static void
+s_remove (cart_partition_t *self, slot_t *slot, uint8_t *rec)
+{
+    size_t off = (size_t)(rec - slot->cart->data);
+    s_cart_splice (self, slot, off, s_item_size (rec), 0);
+    slot->cart->n_items--;
+    self->n_items--;
+    if (slot->cart->n_items == 0)
+        s_drop (self, slot);
+}
+
+//  --------------------------------------------------------------------------
+//  Public API
+
+cart_partition_t *
+cart_partition_new (void)
+{
+    cart_partition_t *self = calloc (1, sizeof (cart_partition_t));
+    if (!self)
+        abort ();
+    self->bytes = sizeof (cart_partition_t);
+    self->seed = s_seed ();
+    self->slots = s_alloc (self, TABLE_MIN * sizeof (slot_t));
+    memset (self->slots, 0, TABLE_MIN * sizeof (slot_t));
+    self->mask = TABLE_MIN - 1;
+    return self;
+}
+
+void
+cart_partition_destroy (cart_partition_t **self_p)
+{
+    assert (self_p);
+    cart_partition_t *self = *self_p;
+    if (!self)
+        return;
+    for (size_t i = 0; i <= self->mask; i++)
+        free (self->slots[i].cart);
+    free (self->slots);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+cart_partition_add (cart_partition_t *self, uint64_t key, const char *customer,
+                    size_t customer_len, const cart_item_t *item, cart_item_t *stored)
+{
+    assert (self);
+    if (!s_customer_valid (key, customer, customer_len) || !s_item_valid (item))
+        return CART_BAD_REQUEST;
+    slot_t *slot = s_find (self, key, customer, customer_len);
+    if (!slot) {
+        size_t need = ITEM_HEADER + item->id_len + item->expiry_len;
+        cart_t *cart = s_cart_new (self, customer, customer_len, need);
+        slot = s_insert (self, key, cart);
+    }
+    uint8_t *rec = s_cart_item (slot->cart, item->id, item->id_len);
+    if (rec)
+        return s_merge (self, slot, rec, item, stored);
+    return s_append (self, slot, item, stored);
+}
+
+int
+cart_partition_set_count (cart_partition_t *self, uint64_t key, const char *customer,
+                          size_t customer_len, const char *item_id, size_t item_id_len,
+                          uint32_t count, cart_item_t *stored)
+{
+    assert (self);
+    if (!s_customer_valid (key, customer, customer_len) ||
+        !cart_id_valid (item_id, item_id_len) || count > CART_COUNT_MAX)
+        return CART_BAD_REQUEST;
+    slot_t *slot = s_find (self, key, customer, customer_len);
+    uint8_t *rec = slot ? s_cart_item (slot->cart, item_id, item_id_len) : NULL;
+    if (!rec)
+        return CART_NOT_FOUND;
+    if (count == 0) {
+        s_remove (self, slot, rec);
+        return CART_DELETED;
+    }
+    s_put_le (rec + ITEM_COUNT, count, 3);
+    if (stored)
+        s_item_decode (rec, stored);
+    return CART_OK;
+}
+
+int
+cart_partition_remove (cart_partition_t *self, uint64_t key, const char *customer,
+                       size_t customer_len, const char *item_id, size_t item_id_len)
+{
+    assert (self);
+    if (!s_customer_valid (key, customer, customer_len) ||
+        !cart_id_valid (item_id, item_id_len))
+        return CART_BAD_REQUEST;
+    slot_t *slot = s_find (self, key, customer, customer_len);
+    uint8_t *rec = slot ? s_cart_item (slot->cart, item_id, item_id_len) : NULL;
+    if (!rec)
+        return CART_NOT_FOUND;
+    s_remove (self, slot, rec);
+    return CART_DELETED;
+}
+
+int
+cart_partition_get (cart_partition_t *self, uint64_t key, const char *customer,
+                    size_t customer_len, cart_view_t *view)
+{
+    assert (self);
+    assert (view);
+    *view = (cart_view_t){.customer = customer, .customer_len = customer_len};
+    if (!s_customer_valid (key, customer, customer_len))
+        return CART_BAD_REQUEST;
+    slot_t *slot = s_find (self, key, customer, customer_len);
+    if (!slot)
+        return CART_NOT_FOUND;
+    cart_t *cart = slot->cart;
+    view->customer = (const char *)cart->data;
+    view->n_items = cart->n_items;
+    view->cursor = cart->data + cart->customer_len;
+    view->limit = cart->data + cart->used;
+    return CART_OK;
+}
+
+int
+cart_partition_drop (cart_partition_t *self, uint64_t key, const char *customer,
+                     size_t customer_len)
+{
+    assert (self);
+    if (!s_customer_valid (key, customer, customer_len))
+        return CART_BAD_REQUEST;
+    slot_t *slot = s_find (self, key, customer, customer_len);
+    if (!slot)
+        return CART_NOT_FOUND;
+    s_drop (self, slot);
+    return CART_DELETED;
+}
+
+bool
+cart_view_next (cart_view_t *view, cart_item_t *item)
+{
+    assert (view);
+    assert (item);
+    if (!view->cursor || view->cursor >= view->limit)
+        return false;
+    s_item_decode (view->cursor, item);
+    view->cursor += s_item_size (view->cursor);
+    return true;
+}
+
+size_t
+cart_partition_carts (cart_partition_t *self)
+{
+    assert (self);
+    return self->n_carts;
+}
+
+size_t
+cart_partition_items (cart_partition_t *self)
+{
+    assert (self);
+    return self->n_items;
+}
+
+size_t
+cart_partition_bytes (cart_partition_t *self)
+{
+    assert (self);
+    return self->bytes;
+}

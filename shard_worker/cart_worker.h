@@ -1,0 +1,63 @@
+/*  =========================================================================
+    cart_worker - a shard worker: one thread that owns the partitions of
+    one or more shards and serves their requests from the broker.
+
+    The worker is a czmq actor with one DEALER connected to the broker's
+    backend. It registers its shards with READY, heartbeats, and when the
+    broker falls silent (a restart), it reconnects and registers again
+    (the Paranoid Pirate pattern). Only this thread touches its partitions:
+    there is no lock on the data path.
+
+        uint32_t shards[] = {0, 2};
+        cart_worker_config_t config = {.broker = "tcp://127.0.0.1:5556",
+                                       .shards = shards, .n_shards = 2};
+        char *error = NULL;
+        cart_worker_t *worker = cart_worker_new (&config, &error);
+        ...
+        cart_worker_destroy (&worker);
+
+    The actor's commands on its pipe: "$TERM" (stop).
+    =========================================================================
+*/
+#ifndef CART_WORKER_H_INCLUDED
+#define CART_WORKER_H_INCLUDED
+
+#include <czmq.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *broker;     //  the broker's backend endpoint
+    const uint32_t *shards; //  the shards to own, each 0..CART_SHARDS_MAX-1
+    size_t n_shards;        //  1..CART_SHARDS_MAX
+    int heartbeat_ms;       //  0: CART_HEARTBEAT_MS
+    int liveness;           //  0: CART_LIVENESS
+    bool verbose;
+} cart_worker_config_t;
+
+typedef struct _cart_worker_t cart_worker_t;
+
+//  Start a worker thread. Returns NULL on a bad config or endpoint, with
+//  *error (when error is not NULL) set to a message the caller frees.
+cart_worker_t *cart_worker_new (const cart_worker_config_t *config, char **error);
+
+//  Stop a worker and destroy it (and its carts); sets *self_p to NULL.
+void cart_worker_destroy (cart_worker_t **self_p);
+
+//  A set of worker threads that share a list of shards between them,
+//  round-robin: how one process holds many shards (shard_worker --threads,
+//  the all-in-one service).
+typedef struct _cart_workers_t cart_workers_t;
+
+//  Start min (threads, config->n_shards) workers; config->shards are dealt
+//  out between them. Returns NULL with *error set (caller frees) when any
+//  of them fails to start; then none runs.
+cart_workers_t *cart_workers_new (const cart_worker_config_t *config, size_t threads,
+                                  char **error);
+
+//  Stop and destroy every worker of the set; sets *self_p to NULL.
+void cart_workers_destroy (cart_workers_t **self_p);
+
+//  The actor itself, for zactor_new; args is a cart_worker_config_t *.
+void cart_worker_actor (zsock_t *pipe, void *args);
+
+#endif

@@ -1,0 +1,93 @@
+/*  shard_worker - shard workers as a program. See cart_worker.h. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cart_args.h"
+#include "cart_proto.h"
+#include "cart_worker.h"
+
+static void
+s_help (FILE *out)
+{
+    fprintf (out,
+             "usage: shard_worker --shard LIST [--shard LIST ...] [options]\n\n"
+             "Owns the carts of the listed shards and serves them to a broker.\n\n"
+             "  --shard LIST     shards to own: 3, 0,2,5 or 0-7 (repeatable)\n"
+             "  --broker EP      the broker's backend (default tcp://127.0.0.1:5556)\n"
+             "  --threads N      worker threads sharing the shards (default 1)\n"
+             "  --heartbeat MS   heartbeat interval (default %d)\n"
+             "  --verbose        log registrations and reconnections\n"
+             "  --help           this text\n\n"
+             "Each shard is owned by one thread. SIGINT or SIGTERM stops the workers.\n",
+             CART_HEARTBEAT_MS);
+}
+
+int
+main (int argc, char **argv)
+{
+    cart_args_block_signals ();
+    static const struct option options[] = {{"shard", required_argument, NULL, 's'},
+                                            {"broker", required_argument, NULL, 'b'},
+                                            {"threads", required_argument, NULL, 't'},
+                                            {"heartbeat", required_argument, NULL, 'H'},
+                                            {"verbose", no_argument, NULL, 'v'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    static uint32_t shards[CART_SHARDS_MAX];
+    size_t n_shards = 0;
+    cart_worker_config_t config = {.broker = "tcp://127.0.0.1:5556"};
+    long threads = 1, number;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "s:b:t:H:vh", options, NULL)) != -1) {
+        switch (opt) {
+            case 's':
+                if (cart_args_shards (optarg, shards, CART_SHARDS_MAX, &n_shards))
+                    goto usage;
+                break;
+            case 'b':
+                config.broker = optarg;
+                break;
+            case 't':
+                if (cart_args_number (optarg, 1, 1024, &threads))
+                    goto usage;
+                break;
+            case 'H':
+                if (cart_args_number (optarg, 1, 60000, &number))
+                    goto usage;
+                config.heartbeat_ms = (int)number;
+                break;
+            case 'v':
+                config.verbose = true;
+                break;
+            case 'h':
+                s_help (stdout);
+                return 0;
+            default:
+                goto usage;
+        }
+    }
+    if (optind != argc || n_shards == 0)
+        goto usage;
+
+    config.shards = shards;
+    config.n_shards = n_shards;
+    char *error = NULL;
+    cart_workers_t *workers = cart_workers_new (&config, (size_t)threads, &error);
+    if (!workers) {
+        fprintf (stderr, "shard_worker: %s\n", error);
+        free (error);
+        return 1;
+    }
+    printf ("shard_worker: %zu shard(s) on %ld thread(s), broker %s\n", n_shards, threads,
+            config.broker);
+    fflush (stdout);
+    int signal = cart_args_wait_signal ();
+    fprintf (stderr, "shard_worker: signal %d, stopping\n", signal);
+    cart_workers_destroy (&workers);
+    return 0;
+
+usage:
+    fprintf (stderr, "shard_worker: bad argument (see --help)\n");
+    s_help (stderr);
+    return 2;
+}
