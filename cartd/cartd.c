@@ -1,35 +1,154 @@
 /*  =========================================================================
     cartd - the all-in-one cart service: broker, shard workers and HTTP
-    front in one process, talking over inproc.
+    front in one process, talking over inproc. It is what the README's run
+    command starts.
 
-    The cluster (broker, workers) and the HTTP front are not built yet;
-    until they are, cartd says so and exits with status 1.
+    Start order: broker, workers, HTTP front; stop order is the reverse, on
+    SIGINT or SIGTERM, so that no component outlives what it talks to.
+    The broker's frontend is also bound on tcp (--bus), so that cartctl,
+    benchmarks and other clients can reach the same cluster.
     =========================================================================
 */
+#include <getopt.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cart_args.h"
+#include "cart_broker.h"
+#include "cart_client.h"
+#include "cart_http.h"
+#include "cart_worker.h"
+
+#define FRONTEND "inproc://cartd-frontend"
+#define BACKEND  "inproc://cartd-backend"
+
+typedef struct {
+    cart_broker_config_t broker;
+    cart_http_config_t http;
+    long workers;
+    const char *bus;
+} options_t;
 
 static void
 s_help (FILE *out)
 {
-    fprintf (out, "usage: cartd [--help]\n\n"
-                  "The cart service in one process: HTTP on 127.0.0.1:8080, a broker\n"
-                  "and 4 shard workers over inproc.\n");
+    fprintf (
+        out,
+        "usage: cartd [options]\n\n"
+        "The cart service in one process: an HTTP front, a broker and shard\n"
+        "workers, talking over inproc.\n\n"
+        "  --listen PORT    HTTP port (default 8080; 0: any free)\n"
+        "  --host ADDR      HTTP address (default 127.0.0.1)\n"
+        "  --shards S       shards, 1..10000 (default 4)\n"
+        "  --workers N      worker threads sharing the shards (default: cores)\n"
+        "  --threads N      HTTP handler threads (default 2)\n"
+        "  --deadline MS    per-request deadline (default %d)\n"
+        "  --bus EP         also bind the broker's frontend here, for cartctl and\n"
+        "                   other clients (default tcp://127.0.0.1:5555; none: off)\n"
+        "  --verbose        log workers joining and leaving\n"
+        "  --help           this text\n\n"
+        "SIGINT or SIGTERM stops it cleanly.\n",
+        CART_DEADLINE_MS);
+}
+
+//  Parses the command line; returns 0, 1 after --help, 2 on a bad argument.
+static int
+s_parse (int argc, char **argv, options_t *options)
+{
+    static const struct option longs[] = {{"listen", required_argument, NULL, 'l'},
+                                          {"host", required_argument, NULL, 'a'},
+                                          {"shards", required_argument, NULL, 's'},
+                                          {"workers", required_argument, NULL, 'w'},
+                                          {"threads", required_argument, NULL, 't'},
+                                          {"deadline", required_argument, NULL, 'd'},
+                                          {"bus", required_argument, NULL, 'b'},
+                                          {"verbose", no_argument, NULL, 'v'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    long n;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:vh", longs, NULL)) != -1) {
+        if (opt == 'l' && cart_args_number (optarg, 0, 65535, &n) == 0)
+            options->http.port = (int)n;
+        else if (opt == 'a')
+            options->http.host = optarg;
+        else if (opt == 's' && cart_args_number (optarg, 1, CART_SHARDS_MAX, &n) == 0)
+            options->broker.shards = (uint32_t)n;
+        else if (opt == 'w' && cart_args_number (optarg, 1, 1024, &n) == 0)
+            options->workers = n;
+        else if (opt == 't' && cart_args_number (optarg, 1, 64, &n) == 0)
+            options->http.threads = (int)n;
+        else if (opt == 'd' && cart_args_number (optarg, 1, 600000, &n) == 0)
+            options->http.deadline_ms = (int)n;
+        else if (opt == 'b')
+            options->bus = optarg;
+        else if (opt == 'v')
+            options->broker.verbose = true;
+        else if (opt == 'h')
+            return 1;
+        else
+            return 2;
+    }
+    return optind == argc ? 0 : 2;
 }
 
 int
 main (int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
-            s_help (stdout);
-            return 0;
-        }
-        fprintf (stderr, "cartd: unknown argument '%s'\n", argv[i]);
-        s_help (stderr);
-        return 2;
+    cart_args_block_signals ();
+    options_t options = {.broker = {.shards = 4},
+                         .http = {.port = 8080, .broker = FRONTEND},
+                         .workers = sysconf (_SC_NPROCESSORS_ONLN),
+                         .bus = "tcp://127.0.0.1:5555"};
+    int rc = s_parse (argc, argv, &options);
+    if (rc) {
+        s_help (rc == 1 ? stdout : stderr);
+        return rc == 1 ? 0 : 2;
     }
-    fprintf (stderr, "cartd: the broker, shard workers and HTTP front are not built "
-                     "yet,\nso there is nothing to serve. 'cartctl hash KEY' works.\n");
-    return 1;
+    char frontend[512];
+    bool bus = strcmp (options.bus, "none") != 0;
+    snprintf (frontend, sizeof (frontend), "%s%s%s", FRONTEND, bus ? "," : "",
+              bus ? options.bus : "");
+    options.broker.frontend = frontend;
+    options.broker.backend = BACKEND;
+
+    char *error = NULL;
+    cart_broker_t *broker = cart_broker_new (&options.broker, &error);
+    cart_workers_t *workers = NULL;
+    cart_http_t *http = NULL;
+    if (broker) {
+        uint32_t *shards = (uint32_t *)malloc (options.broker.shards * sizeof (uint32_t));
+        for (uint32_t i = 0; i < options.broker.shards; i++)
+            shards[i] = i;
+        cart_worker_config_t worker = {.broker = BACKEND,
+                                       .shards = shards,
+                                       .n_shards = options.broker.shards,
+                                       .verbose = options.broker.verbose};
+        workers = cart_workers_new (&worker, (size_t)options.workers, &error);
+        free (shards);
+    }
+    if (workers)
+        http = cart_http_new (&options.http, &error);
+    if (http) {
+        printf ("cartd: http://%s:%d/ with %u shards on %ld worker thread(s)%s%s\n",
+                options.http.host ? options.http.host : "127.0.0.1",
+                cart_http_port (http), options.broker.shards,
+                options.workers < (long)options.broker.shards
+                    ? options.workers
+                    : (long)options.broker.shards,
+                bus ? ", bus on " : "", bus ? options.bus : "");
+        fflush (stdout);
+        int signal = cart_args_wait_signal ();
+        fprintf (stderr, "cartd: signal %d, stopping\n", signal);
+        rc = 0;
+    } else {
+        fprintf (stderr, "cartd: %s\n", error ? error : "failed to start");
+        rc = 1;
+    }
+    free (error);
+    cart_http_destroy (&http);
+    cart_workers_destroy (&workers);
+    cart_broker_destroy (&broker);
+    return rc;
 }

@@ -78,13 +78,14 @@ typedef struct {
 } fixture_t;
 
 static int
-s_fixture_start (fixture_t *self, size_t max_body_size)
+s_fixture_start (fixture_t *self, size_t max_body_size, bool raw_path)
 {
     static int instance = 0;
     self->options = zhttp_server_options_new ();
     zhttp_server_options_set_host (self->options, "127.0.0.1");
     zhttp_server_options_set_port (self->options, 0);
     zhttp_server_options_set_max_body_size (self->options, max_body_size);
+    zhttp_server_options_set_raw_path (self->options, raw_path);
     char *backend = zsys_sprintf ("inproc://test_zhttp-%d", ++instance);
     zhttp_server_options_set_backend_address (self->options, backend);
     zstr_free (&backend);
@@ -112,7 +113,17 @@ s_setup (void **state)
     fixture_t *self = (fixture_t *)calloc (1, sizeof (fixture_t));
     assert (self);
     *state = self;
-    return s_fixture_start (self, S_LIMIT);
+    return s_fixture_start (self, S_LIMIT, false);
+}
+
+//  The same, with paths handed over as sent
+static int
+s_setup_raw (void **state)
+{
+    fixture_t *self = (fixture_t *)calloc (1, sizeof (fixture_t));
+    assert (self);
+    *state = self;
+    return s_fixture_start (self, S_LIMIT, true);
 }
 
 static int
@@ -565,7 +576,7 @@ test_custom_limit (void **state)
 {
     (void)state;
     fixture_t fixture = {0};
-    assert_int_equal (s_fixture_start (&fixture, 100), 0);
+    assert_int_equal (s_fixture_start (&fixture, 100, false), 0);
     assert_int_equal (zhttp_server_options_max_body_size (fixture.options), 100);
     client_t *client = s_client_new (fixture.port);
     char *body = s_body_new (101);
@@ -625,6 +636,11 @@ test_options_defaults (void **state)
     zhttp_server_options_t *options = zhttp_server_options_new ();
     assert_int_equal (zhttp_server_options_max_body_size (options), S_LIMIT);
     assert_null (zhttp_server_options_host (options));
+    assert_false (zhttp_server_options_raw_path (options));
+    zhttp_server_options_set_raw_path (options, true);
+    assert_true (zhttp_server_options_raw_path (options));
+    zhttp_server_options_set_raw_path (options, false);
+    assert_false (zhttp_server_options_raw_path (options));
     zhttp_server_options_set_host (options, "127.0.0.1");
     assert_string_equal (zhttp_server_options_host (options), "127.0.0.1");
     zhttp_server_options_set_host (options, NULL);
@@ -693,6 +709,86 @@ test_long_method (void **state)
     s_expect_get_works (self->port);
 }
 
+//  --------------------------------------------------------------------------
+//  Paths: percent-decoded by default (czmq's behaviour), as sent when raw.
+
+static void
+s_expect_path (client_t *client, const char *sent, const char *received)
+{
+    s_client_sendf (client, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", sent);
+    s_expect_echo (client, "GET", received, NULL, 0);
+}
+
+static void
+test_raw_path (void **state)
+{
+    fixture_t *self = (fixture_t *)*state;
+    assert_true (zhttp_server_options_raw_path (self->options));
+    client_t *client = s_client_new (self->port);
+    s_expect_path (client, "/items/a%2Fb%20c", "/items/a%2Fb%20c");
+    s_expect_path (client, "/x%00y", "/x%00y");
+    s_expect_path (client, "/carts/c%2F1/items/%41+b", "/carts/c%2F1/items/%41+b");
+    //  The query string is cut off, raw or not
+    s_expect_path (client, "/items/a%2Fb?q=%2F&r", "/items/a%2Fb");
+    s_expect_path (client, "/plain/path", "/plain/path");
+    s_client_destroy (&client);
+}
+
+static void
+test_decoded_path (void **state)
+{
+    fixture_t *self = (fixture_t *)*state;
+    assert_false (zhttp_server_options_raw_path (self->options));
+    client_t *client = s_client_new (self->port);
+    s_expect_path (client, "/items/a%2Fb%20c", "/items/a/b c");
+    s_expect_path (client, "/x%00y", "/x");
+    s_expect_path (client, "/items/a%2Fb?q=%2F&r", "/items/a/b");
+    s_client_destroy (&client);
+}
+
+//  --------------------------------------------------------------------------
+//  A body with a NUL byte cannot reach the application whole: 400.
+
+static void
+s_expect_nul_refused (client_t *client)
+{
+    reply_t reply;
+    assert_int_equal (s_client_recv (client, &reply), 0);
+    assert_int_equal (reply.status, 400);
+    assert_string_equal (reply.content_type, "application/json");
+    assert_string_equal (reply.body, "{\"error\": {\"status\": 400, \"message\": "
+                                     "\"request body contains a NUL byte\"}}");
+    assert_false (reply.close);
+    s_reply_free (&reply);
+}
+
+static void
+test_body_with_nul (void **state)
+{
+    fixture_t *self = (fixture_t *)*state;
+    client_t *client = s_client_new (self->port);
+    const char body[] = "{\"a\": \"b\0c\"}";
+    s_send_post (client, "/nul", "Content-Length", body, sizeof (body) - 1);
+    s_expect_nul_refused (client);
+    //  A complete request: the same connection goes on
+    s_client_sendf (client, "GET /after HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s_expect_echo (client, "GET", "/after", NULL, 0);
+
+    //  At either end, and in a later chunk
+    s_send_post (client, "/nul/first", "Content-Length", "\0abc", 4);
+    s_expect_nul_refused (client);
+    s_send_post (client, "/nul/last", "Content-Length", "abc\0", 4);
+    s_expect_nul_refused (client);
+    char *big = s_body_new (5000);
+    big[4321] = '\0';
+    s_send_chunked (client, "/nul/chunked", big, 5000, 1000);
+    s_expect_nul_refused (client);
+    free (big);
+    s_send_post (client, "/after", "Content-Length", "hello", 5);
+    s_expect_echo (client, "POST", "/after", "hello", 5);
+    s_client_destroy (&client);
+}
+
 int
 main (void)
 {
@@ -713,6 +809,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_listens_on_host_only, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_port_in_use, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_long_method, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_raw_path, s_setup_raw, s_teardown),
+        cmocka_unit_test_setup_teardown (test_decoded_path, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_body_with_nul, s_setup, s_teardown),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);
     curl_global_cleanup ();

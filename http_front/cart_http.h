@@ -1,0 +1,45 @@
+/*  =========================================================================
+    cart_http - the HTTP front end: czmq's zhttp_server (patched, see
+    proto/patches/) in front of N handler threads, each an actor with its
+    own cart_client to the broker, keeping many requests in flight.
+
+        cart_http_config_t config = {.port = 8080,
+                                     .broker = "tcp://127.0.0.1:5555"};
+        char *error = NULL;
+        cart_http_t *http = cart_http_new (&config, &error);
+        ...
+        cart_http_destroy (&http);
+
+    A request goes: libmicrohttpd's thread (inside zhttp_server) -> one
+    handler thread, which maps it (cart_route), sends it on the bus, and
+    when the reply or the deadline comes, renders it (cart_render) and
+    hands the response back. No other thread hand-off.
+    =========================================================================
+*/
+#ifndef CART_HTTP_H_INCLUDED
+#define CART_HTTP_H_INCLUDED
+
+#include <stdbool.h>
+
+typedef struct {
+    const char *host;   //  IPv4 address to listen on; NULL: 127.0.0.1
+    int port;           //  0: a free port (see cart_http_port)
+    const char *broker; //  the broker's frontend endpoint
+    int threads;        //  handler threads; 0: 2
+    int deadline_ms;    //  per request; 0: CART_DEADLINE_MS
+    bool verbose;
+} cart_http_config_t;
+
+typedef struct _cart_http_t cart_http_t;
+
+//  Start the HTTP front. Returns NULL with *error set (caller frees) when
+//  the port cannot be bound or the broker endpoint is not valid.
+cart_http_t *cart_http_new (const cart_http_config_t *config, char **error);
+
+//  Stop it and destroy it; sets *self_p to NULL.
+void cart_http_destroy (cart_http_t **self_p);
+
+//  The TCP port it listens on.
+int cart_http_port (cart_http_t *self);
+
+#endif

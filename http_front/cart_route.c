@@ -1,0 +1,501 @@
+/*  =========================================================================
+    cart_route - HTTP request -> CART/1 request, by ../shared/API.md.
+
+    Order of checks, so that a user sees the most useful error first: the
+    route (404), the method (405 with Allow), the identifiers (400), the
+    Content-Type of a body (415), then the body's JSON and fields (400).
+
+    Prices. JSON numbers reach us through jansson as a 64-bit integer or a
+    double. A double is accepted as a price only when it is exactly the
+    double nearest to a whole number of cents (cents / 100.0 == value, both
+    correctly rounded), so every price with at most two decimals up to 1e12
+    converts exactly, and 1.005 or 0.001 are refused. The cents are then an
+    integer from here to the shard and back: no float keeps a price.
+    =========================================================================
+*/
+#include "cart_route.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define SEGMENTS_MAX 4
+
+static bool
+s_streq (const char *a, const char *b)
+{
+    return strcmp (a, b) == 0;
+}
+
+static const char *s_label_names[CART_LABELS] = {
+    "list", "add", "set", "remove", "checkout", "healthz", "metrics", "other"};
+
+const char *
+cart_route_label_name (cart_label_t label)
+{
+    return label < CART_LABELS ? s_label_names[label] : "other";
+}
+
+//  Sets route to an error; returns CART_ROUTE_ERROR.
+static cart_route_kind_t s_fail (cart_route_t *route, int status, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static cart_route_kind_t
+s_fail (cart_route_t *route, int status, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (route->message, sizeof (route->message), format, args);
+    va_end (args);
+    route->kind = CART_ROUTE_ERROR;
+    route->status = status;
+    return CART_ROUTE_ERROR;
+}
+
+//  --------------------------------------------------------------------------
+//  The path
+
+typedef struct {
+    const char *start;
+    size_t len;
+} segment_t;
+
+//  Splits "/a/b/c" (up to '?') into segments. Returns the count, or -1
+//  when the path does not start with '/' or has too many segments.
+static int
+s_split (const char *path, segment_t *segments)
+{
+    if (path[0] != '/')
+        return -1;
+    size_t end = strcspn (path, "?#");
+    int n = 0;
+    size_t at = 1;
+    while (true) {
+        size_t len = 0;
+        while (at + len < end && path[at + len] != '/')
+            len++;
+        if (n == SEGMENTS_MAX)
+            return -1;
+        segments[n++] = (segment_t){path + at, len};
+        at += len;
+        if (at >= end)
+            return n;
+        at++; //  the '/'
+    }
+}
+
+static bool
+s_segment_is (const segment_t *segment, const char *text)
+{
+    return segment->len == strlen (text) &&
+           memcmp (segment->start, text, segment->len) == 0;
+}
+
+static int
+s_hex (char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower ((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+//  Percent-decodes a segment into out (room for CART_ID_MAX bytes + NUL)
+//  and checks it as an identifier. Returns its length, or -1 with route
+//  set to a 400 naming the field.
+static int
+s_decode_id (const segment_t *segment, char *out, const char *field, cart_route_t *route)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < segment->len; i++) {
+        int c = (unsigned char)segment->start[i];
+        if (c == '%') {
+            int high = i + 2 < segment->len ? s_hex (segment->start[i + 1]) : -1;
+            int low = i + 2 < segment->len ? s_hex (segment->start[i + 2]) : -1;
+            if (high < 0 || low < 0) {
+                s_fail (route, 400, "%s has a bad percent-escape", field);
+                return -1;
+            }
+            c = high * 16 + low;
+            i += 2;
+        }
+        if (len == CART_ID_MAX) {
+            s_fail (route, 400, "%s is longer than %d characters", field, CART_ID_MAX);
+            return -1;
+        }
+        out[len++] = (char)c;
+    }
+    out[len] = 0;
+    if (!cart_id_valid (out, len)) {
+        s_fail (route, 400,
+                len ? "%s may hold only A-Z a-z 0-9 . _ ~ @ : -"
+                    : "%s is empty; it must be 1 to 128 characters",
+                field);
+        return -1;
+    }
+    return (int)len;
+}
+
+//  --------------------------------------------------------------------------
+//  Bodies
+
+static bool
+s_is_json_type (const char *content_type)
+{
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    size_t len = strlen ("application/json");
+    if (strncasecmp (content_type, "application/json", len))
+        return false;
+    char next = content_type[len];
+    return next == 0 || next == ';' || next == ' ' || next == '\t';
+}
+
+//  Loads a body that must be a JSON object. Returns it, or NULL with
+//  route set to a 400.
+static json_t *
+s_load_object (const char *body, size_t size, cart_route_t *route)
+{
+    if (size == 0) {
+        s_fail (route, 400, "the request needs a JSON object body");
+        return NULL;
+    }
+    json_error_t error;
+    json_t *root = json_loadb (body, size, JSON_REJECT_DUPLICATES, &error);
+    if (!root) {
+        s_fail (route, 400, "malformed JSON at line %d, column %d: %s", error.line,
+                error.column, error.text);
+        return NULL;
+    }
+    if (!json_is_object (root)) {
+        json_decref (root);
+        s_fail (route, 400, "the body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+bool
+cart_route_price_cents (const json_t *number, uint64_t *cents)
+{
+    if (json_is_integer (number)) {
+        json_int_t units = json_integer_value (number);
+        if (units < 0 || units > (json_int_t)(CART_PRICE_MAX / 100))
+            return false;
+        *cents = (uint64_t)units * 100;
+        return true;
+    }
+    if (!json_is_real (number))
+        return false;
+    double value = json_real_value (number);
+    if (!(value >= 0 && value <= (double)(CART_PRICE_MAX / 100)))
+        return false;
+    double whole = round (value * 100);
+    if (whole / 100 != value)
+        return false;
+    *cents = (uint64_t)whole;
+    return true;
+}
+
+//  Reads an integer field in min..max into *value; sets a 400 otherwise.
+static int
+s_integer_field (const char *name, const json_t *json, long min, long max, long *value,
+                 cart_route_t *route)
+{
+    if (!json_is_integer (json) || json_integer_value (json) < min ||
+        json_integer_value (json) > max) {
+        s_fail (route, 400, "%s must be an integer from %ld to %ld", name, min, max);
+        return -1;
+    }
+    *value = (long)json_integer_value (json);
+    return 0;
+}
+
+static int
+s_expiry_field (const json_t *json, cart_route_t *route)
+{
+    cart_item_t *item = &route->req.item;
+    if (json_is_null (json)) {
+        item->expiry = NULL;
+        item->expiry_len = 0;
+        return 0;
+    }
+    const char *text = json_string_value (json);
+    size_t len = json_string_length (json);
+    if (!text || len > CART_EXPIRY_MAX || !cart_route_rfc3339_valid (text, len)) {
+        s_fail (route, 400,
+                "saleExpiration must be null or an RFC 3339 date-time such as "
+                "2026-12-01T00:00:00Z");
+        return -1;
+    }
+    memcpy (route->expiry, text, len);
+    route->expiry[len] = 0;
+    item->expiry = route->expiry;
+    item->expiry_len = len;
+    return 0;
+}
+
+//  Reads one field of an item body.
+static int
+s_item_field (const char *key, const json_t *value, bool *have_price, bool *have_count,
+              cart_route_t *route)
+{
+    cart_item_t *item = &route->req.item;
+    long count;
+    if (s_streq (key, "offeredPrice")) {
+        if (!cart_route_price_cents (value, &item->price_cents)) {
+            s_fail (route, 400,
+                    "offeredPrice must be a number from 0 to 1000000000000 with at most "
+                    "two decimals");
+            return -1;
+        }
+        *have_price = true;
+        return 0;
+    }
+    if (s_streq (key, "itemCount") || s_streq (key, "unitCount")) {
+        if (*have_count) {
+            s_fail (route, 400, "give itemCount or unitCount, not both");
+            return -1;
+        }
+        if (s_integer_field (key, value, 1, CART_COUNT_MAX, &count, route))
+            return -1;
+        item->count = (uint32_t)count;
+        *have_count = true;
+        return 0;
+    }
+    if (s_streq (key, "specialSale")) {
+        if (!json_is_boolean (value)) {
+            s_fail (route, 400, "specialSale must be true or false");
+            return -1;
+        }
+        item->special_sale = json_is_true (value);
+        return 0;
+    }
+    if (s_streq (key, "saleExpiration"))
+        return s_expiry_field (value, route);
+    s_fail (route, 400, "unknown field '%.64s'", key);
+    return -1;
+}
+
+static cart_route_kind_t
+s_item_body (const char *body, size_t size, cart_route_t *route)
+{
+    json_t *root = s_load_object (body, size, route);
+    if (!root)
+        return CART_ROUTE_ERROR;
+    route->req.item.count = 1;
+    bool have_price = false, have_count = false;
+    const char *key;
+    json_t *value;
+    json_object_foreach (root, key, value)
+    {
+        if (s_item_field (key, value, &have_price, &have_count, route)) {
+            json_decref (root);
+            return CART_ROUTE_ERROR;
+        }
+    }
+    json_decref (root);
+    if (!have_price)
+        return s_fail (route, 400, "offeredPrice is required");
+    return CART_ROUTE_CART;
+}
+
+static cart_route_kind_t
+s_count_body (const char *body, size_t size, cart_route_t *route)
+{
+    json_t *root = s_load_object (body, size, route);
+    if (!root)
+        return CART_ROUTE_ERROR;
+    const char *key;
+    json_t *value;
+    bool have_count = false;
+    long count;
+    json_object_foreach (root, key, value)
+    {
+        if (!s_streq (key, "newCount")) {
+            s_fail (route, 400, "unknown field '%.64s'", key);
+            break;
+        }
+        if (s_integer_field ("newCount", value, 0, CART_COUNT_MAX, &count, route))
+            break;
+        route->req.item.count = (uint32_t)count;
+        have_count = true;
+    }
+    json_decref (root);
+    if (route->kind == CART_ROUTE_ERROR)
+        return CART_ROUTE_ERROR;
+    if (!have_count)
+        return s_fail (route, 400, "newCount is required");
+    return CART_ROUTE_CART;
+}
+
+//  --------------------------------------------------------------------------
+//  Routes
+
+typedef struct {
+    const char *method;
+    cart_op_t op;
+    cart_label_t label;
+} method_t;
+
+//  The methods of one path shape
+typedef struct {
+    const char *first; //  first segment
+    int segments;      //  segments in the path
+    const char *allow;
+    method_t methods[3];
+} shape_t;
+
+static const shape_t s_shapes[] = {
+    {"items",
+     2,
+     "GET, DELETE",
+     {{"GET", CART_OP_GET, CART_LABEL_LIST},
+      {"DELETE", CART_OP_CHECKOUT, CART_LABEL_CHECKOUT}}},
+    {"item",
+     3,
+     "POST, PUT, DELETE",
+     {{"POST", CART_OP_ADD, CART_LABEL_ADD},
+      {"PUT", CART_OP_SET, CART_LABEL_SET},
+      {"DELETE", CART_OP_REMOVE, CART_LABEL_REMOVE}}},
+    {"items", 3, "POST", {{"POST", CART_OP_ADD, CART_LABEL_ADD}}},
+};
+
+static cart_route_kind_t
+s_cart_route (const method_t *method, const segment_t *segments, int n,
+              const char *content_type, const char *body, size_t size,
+              cart_route_t *route)
+{
+    cart_request_t *req = &route->req;
+    req->op = method->op;
+    route->label = method->label;
+    int len = s_decode_id (&segments[1], route->customer, "customerId", route);
+    if (len < 0)
+        return CART_ROUTE_ERROR;
+    req->customer = route->customer;
+    req->customer_len = (size_t)len;
+    if (n == 3) {
+        len = s_decode_id (&segments[2], route->item, "itemId", route);
+        if (len < 0)
+            return CART_ROUTE_ERROR;
+        req->item.id = route->item;
+        req->item.id_len = (size_t)len;
+    }
+    if (size > 0 && content_type && !s_is_json_type (content_type))
+        return s_fail (route, 415, "a request body must be application/json, not '%.64s'",
+                       content_type);
+    route->kind = CART_ROUTE_CART;
+    if (req->op == CART_OP_ADD)
+        return s_item_body (body, size, route);
+    if (req->op == CART_OP_SET)
+        return s_count_body (body, size, route);
+    return CART_ROUTE_CART;
+}
+
+static cart_route_kind_t
+s_operations_route (const char *method, const segment_t *segment, cart_route_t *route)
+{
+    bool healthz = s_segment_is (segment, "healthz");
+    route->label = healthz ? CART_LABEL_HEALTHZ : CART_LABEL_METRICS;
+    if (!s_streq (method, "GET")) {
+        route->allow = "GET";
+        return s_fail (route, 405, "this path allows only GET");
+    }
+    route->kind = healthz ? CART_ROUTE_HEALTHZ : CART_ROUTE_METRICS;
+    return route->kind;
+}
+
+cart_route_kind_t
+cart_route_map (const char *method, const char *path, const char *content_type,
+                const char *body, size_t body_size, cart_route_t *route)
+{
+    memset (route, 0, offsetof (cart_route_t, message));
+    route->message[0] = 0;
+    route->label = CART_LABEL_OTHER;
+    segment_t segments[SEGMENTS_MAX];
+    int n = s_split (path, segments);
+    if (n < 0)
+        return s_fail (route, 404, "no such route");
+    if (n == 1 && (s_segment_is (&segments[0], "healthz") ||
+                   s_segment_is (&segments[0], "metrics")))
+        return s_operations_route (method, &segments[0], route);
+    for (size_t s = 0; s < sizeof (s_shapes) / sizeof (s_shapes[0]); s++) {
+        const shape_t *shape = &s_shapes[s];
+        if (shape->segments != n || !s_segment_is (&segments[0], shape->first))
+            continue;
+        for (int m = 0; m < 3 && shape->methods[m].method; m++)
+            if (s_streq (method, shape->methods[m].method))
+                return s_cart_route (&shape->methods[m], segments, n, content_type, body,
+                                     body_size, route);
+        route->allow = shape->allow;
+        return s_fail (route, 405, "this path allows only %s", shape->allow);
+    }
+    return s_fail (route, 404, "no such route");
+}
+
+//  --------------------------------------------------------------------------
+//  RFC 3339
+
+//  Reads exactly `digits` digits as a number; -1 if any is not a digit.
+static int
+s_digits (const char *text, int digits)
+{
+    int value = 0;
+    for (int i = 0; i < digits; i++) {
+        if (!isdigit ((unsigned char)text[i]))
+            return -1;
+        value = value * 10 + (text[i] - '0');
+    }
+    return value;
+}
+
+static int
+s_days_in_month (int year, int month)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+//  full-date "T" partial-time, as YYYY-MM-DDTHH:MM:SS; 19 characters.
+static bool
+s_date_time_valid (const char *t)
+{
+    int year = s_digits (t, 4), month = s_digits (t + 5, 2), day = s_digits (t + 8, 2);
+    int hour = s_digits (t + 11, 2), minute = s_digits (t + 14, 2);
+    int second = s_digits (t + 17, 2);
+    if (t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't') || t[13] != ':' ||
+        t[16] != ':')
+        return false;
+    if (year < 0 || month < 1 || month > 12 || day < 1)
+        return false;
+    if (day > s_days_in_month (year, month))
+        return false;
+    return hour >= 0 && hour <= 23 && minute >= 0 && minute <= 59 && second >= 0 &&
+           second <= 60;
+}
+
+bool
+cart_route_rfc3339_valid (const char *text, size_t len)
+{
+    if (len < 20 || !s_date_time_valid (text))
+        return false;
+    size_t at = 19;
+    if (text[at] == '.') {
+        size_t digits = 0;
+        while (at + 1 + digits < len && isdigit ((unsigned char)text[at + 1 + digits]))
+            digits++;
+        if (digits == 0)
+            return false;
+        at += 1 + digits;
+    }
+    if (at + 1 == len && (text[at] == 'Z' || text[at] == 'z'))
+        return true;
+    if (at + 6 != len || (text[at] != '+' && text[at] != '-') || text[at + 3] != ':')
+        return false;
+    int hours = s_digits (text + at + 1, 2), minutes = s_digits (text + at + 4, 2);
+    return hours >= 0 && hours <= 23 && minutes >= 0 && minutes <= 59;
+}
