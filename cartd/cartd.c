@@ -97,6 +97,7 @@ int
 main (int argc, char **argv)
 {
     cart_args_block_signals ();
+    cart_args_raise_fd_limit ();
     options_t options = {.broker = {.shards = 4},
                          .http = {.port = 8080, .broker = FRONTEND},
                          .workers = sysconf (_SC_NPROCESSORS_ONLN),

@@ -27,6 +27,7 @@ int
 main (int argc, char **argv)
 {
     cart_args_block_signals ();
+    cart_args_raise_fd_limit ();
     static const struct option options[] = {{"listen", required_argument, NULL, 'l'},
                                             {"host", required_argument, NULL, 'a'},
                                             {"broker", required_argument, NULL, 'b'},

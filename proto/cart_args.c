@@ -12,6 +12,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "cart_types.h"
 
@@ -92,4 +93,16 @@ cart_args_wait_signal (void)
     while (sigwait (&set, &signal) != 0)
         ;
     return signal;
+}
+
+long
+cart_args_raise_fd_limit (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit))
+        return -1;
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit (RLIMIT_NOFILE, &limit);
+    getrlimit (RLIMIT_NOFILE, &limit);
+    return (long) limit.rlim_cur;
 }
