@@ -71,14 +71,19 @@ s_spawn (char *line, size_t line_size, const char *program, ...)
     return pid;
 }
 
+//  Stops a process; after SIGTERM it must have shut down cleanly: exit
+//  status 0 (under the sanitizers, also no leak or error reported).
 static void
 s_kill (pid_t *pid, int signal)
 {
     if (*pid <= 0)
         return;
     kill (*pid, signal);
-    waitpid (*pid, NULL, 0);
+    int status = 0;
+    waitpid (*pid, &status, 0);
     *pid = 0;
+    if (signal == SIGTERM && (!WIFEXITED (status) || WEXITSTATUS (status) != 0))
+        fail_msg ("a process did not stop cleanly on SIGTERM (status 0x%x)", status);
 }
 
 static void

@@ -74,14 +74,19 @@ s_spawn (char *line, size_t line_size, const char *program, ...)
     return pid;
 }
 
+//  Stops a process with SIGTERM and checks that it shut down cleanly:
+//  exit status 0 (under the sanitizers, also no leak or error reported).
 static void
 s_kill (pid_t *pid)
 {
-    if (*pid > 0) {
-        kill (*pid, SIGTERM);
-        waitpid (*pid, NULL, 0);
-    }
+    if (*pid <= 0)
+        return;
+    kill (*pid, SIGTERM);
+    int status = 0;
+    waitpid (*pid, &status, 0);
     *pid = 0;
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+        fail_msg ("a server did not stop cleanly on SIGTERM (status 0x%x)", status);
 }
 
 //  --------------------------------------------------------------------------
