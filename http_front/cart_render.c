@@ -55,21 +55,51 @@ cart_buf_printf (cart_buf_t *buf, const char *format, ...)
     buf->len += (size_t)needed;
 }
 
+//  Returns the length of the valid UTF-8 sequence at text[0..len), or 0
+//  when it is not one (overlong forms, surrogates and values past U+10FFFF
+//  are not valid).
+static size_t
+s_utf8_length (const unsigned char *text, size_t len)
+{
+    unsigned char c = text[0];
+    size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    if (n == 0 || c > 0xF4 || n > len)
+        return 0;
+    uint32_t code = c & (0x3F >> (n - 1));
+    for (size_t i = 1; i < n; i++) {
+        if ((text[i] & 0xC0) != 0x80)
+            return 0;
+        code = (code << 6) | (text[i] & 0x3F);
+    }
+    static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < least[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+        return 0;
+    return n;
+}
+
 void
 cart_buf_json_string (cart_buf_t *buf, const char *text, size_t len)
 {
     s_reserve (buf, len * 6 + 2);
     char *out = buf->data + buf->len;
     *out++ = '"';
+    const unsigned char *in = (const unsigned char *)text;
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
+        unsigned char c = in[i];
+        size_t n;
         if (c == '"' || c == '\\') {
             *out++ = '\\';
             *out++ = (char)c;
-        } else if (c < 0x20 || c >= 0x7F)
+        } else if (c < 0x20)
             out += sprintf (out, "\\u%04x", c);
-        else
+        else if (c < 0x80)
             *out++ = (char)c;
+        else if ((n = s_utf8_length (in + i, len - i)) > 0) {
+            memcpy (out, in + i, n);
+            out += n;
+            i += n - 1;
+        } else
+            out += sprintf (out, "\\ufffd"); //  not UTF-8: the replacement character
     }
     *out++ = '"';
     *out = 0;

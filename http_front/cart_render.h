@@ -22,7 +22,8 @@ void cart_buf_printf (cart_buf_t *buf, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 //  Append text as a JSON string, quotes included, escaping what JSON
-//  requires (and bytes that are not printable ASCII, as \u00XX).
+//  requires; valid UTF-8 passes through, a byte that is not part of valid
+//  UTF-8 becomes U+FFFD.
 void cart_buf_json_string (cart_buf_t *buf, const char *text, size_t len);
 
 //  Hand the buffer's data to the caller (who frees it) and empty it.

@@ -5,12 +5,12 @@
     route (404), the method (405 with Allow), the identifiers (400), the
     Content-Type of a body (415), then the body's JSON and fields (400).
 
-    Prices. JSON numbers reach us through jansson as a 64-bit integer or a
-    double. A double is accepted as a price only when it is exactly the
-    double nearest to a whole number of cents (cents / 100.0 == value, both
-    correctly rounded), so every price with at most two decimals up to 1e12
-    converts exactly, and 1.005 or 0.001 are refused. The cents are then an
-    integer from here to the shard and back: no float keeps a price.
+    Prices. jansson would hand a price over as a double, which cannot tell
+    0.10000000000000001 from 0.1. So jansson only checks the JSON and the
+    field's type, and the price is read from its own text, as written, into
+    integer cents: digits, decimal point and exponent, exactly. A price
+    with a fraction of a cent is refused, whatever its precision. The cents
+    are an integer from here to the shard and back: no float holds a price.
     =========================================================================
 */
 #include "cart_route.h"
@@ -178,26 +178,121 @@ s_load_object (const char *body, size_t size, cart_route_t *route)
     return root;
 }
 
-bool
-cart_route_price_cents (const json_t *number, uint64_t *cents)
+//  The digits of a number's integer and fraction parts, read as one
+//  digit string: k-th digit of "12.34" is 1, 2, 3, 4.
+typedef struct {
+    const char *whole;
+    size_t whole_len;
+    const char *fraction;
+    size_t fraction_len;
+} digits_t;
+
+static int
+s_digit_at (const digits_t *d, size_t k)
 {
-    if (json_is_integer (number)) {
-        json_int_t units = json_integer_value (number);
-        if (units < 0 || units > (json_int_t)(CART_PRICE_MAX / 100))
+    return (k < d->whole_len ? d->whole[k] : d->fraction[k - d->whole_len]) - '0';
+}
+
+//  Reads [-]int[.frac][(e|E)[+-]exp]; returns false if text is not that.
+static bool
+s_number_parts (const char *text, size_t len, digits_t *d, long *exponent, bool *negative)
+{
+    size_t i = 0;
+    *negative = i < len && text[i] == '-';
+    i += *negative;
+    d->whole = text + i;
+    while (i < len && isdigit ((unsigned char)text[i]))
+        i++;
+    d->whole_len = (size_t)(text + i - d->whole);
+    d->fraction = text + i;
+    d->fraction_len = 0;
+    if (i < len && text[i] == '.') {
+        d->fraction = text + ++i;
+        while (i < len && isdigit ((unsigned char)text[i]))
+            i++;
+        d->fraction_len = (size_t)(text + i - d->fraction);
+        if (d->fraction_len == 0)
             return false;
-        *cents = (uint64_t)units * 100;
+    }
+    *exponent = 0;
+    if (i < len && (text[i] == 'e' || text[i] == 'E')) {
+        i++;
+        bool down = i < len && text[i] == '-';
+        i += i < len && (text[i] == '-' || text[i] == '+');
+        size_t first = i;
+        for (; i < len && isdigit ((unsigned char)text[i]); i++)
+            if (*exponent < 100000)
+                *exponent = *exponent * 10 + (text[i] - '0');
+        if (i == first)
+            return false;
+        *exponent = down ? -*exponent : *exponent;
+    }
+    return i == len && d->whole_len > 0;
+}
+
+bool
+cart_route_price_cents (const char *text, size_t len, uint64_t *cents)
+{
+    digits_t d;
+    long exponent;
+    bool negative;
+    if (!s_number_parts (text, len, &d, &exponent, &negative))
+        return false;
+    //  value = D x 10^(exponent - fraction_len); cents = D x 10^shift
+    size_t total = d.whole_len + d.fraction_len, first = 0;
+    while (first < total && s_digit_at (&d, first) == 0)
+        first++;
+    if (first == total) { //  zero, however written
+        *cents = 0;
         return true;
     }
-    if (!json_is_real (number))
+    long shift = exponent - (long)d.fraction_len + 2;
+    size_t last = total; //  digits [first, last) make the cents
+    for (; shift < 0; shift++) {
+        if (last == first || s_digit_at (&d, last - 1) != 0)
+            return false; //  a fraction of a cent
+        last--;
+    }
+    if (negative || (long)(last - first) + shift > 15)
         return false;
-    double value = json_real_value (number);
-    if (!(value >= 0 && value <= (double)(CART_PRICE_MAX / 100)))
+    uint64_t value = 0;
+    for (size_t k = first; k < last; k++)
+        value = value * 10 + (uint64_t)s_digit_at (&d, k);
+    for (; shift > 0; shift--)
+        value *= 10;
+    if (value > CART_PRICE_MAX)
         return false;
-    double whole = round (value * 100);
-    if (whole / 100 != value)
-        return false;
-    *cents = (uint64_t)whole;
+    *cents = value;
     return true;
+}
+
+//  Finds the text of the index-th number in a JSON text, skipping strings.
+//  Used on a body that jansson has accepted and whose values are all
+//  scalars, so the index-th number is the index-th numeric value.
+static bool
+s_nth_number (const char *text, size_t size, size_t index, const char **start,
+              size_t *len)
+{
+    size_t i = 0, count = 0;
+    while (i < size) {
+        char c = text[i];
+        if (c == '"') {
+            for (i++; i < size && text[i] != '"'; i++)
+                i += text[i] == '\\';
+            i++;
+        } else if (c == '-' || isdigit ((unsigned char)c)) {
+            size_t begin = i;
+            while (i < size && strchr ("0123456789+-.eE", text[i]) && text[i])
+                i++;
+            if (count++ == index) {
+                *start = text + begin;
+                *len = i - begin;
+                return true;
+            }
+        } else
+            i++;
+    }
+    return false;
 }
 
 //  Reads an integer field in min..max into *value; sets a 400 otherwise.
@@ -238,6 +333,15 @@ s_expiry_field (const json_t *json, cart_route_t *route)
     return 0;
 }
 
+static int
+s_bad_price (cart_route_t *route)
+{
+    s_fail (route, 400,
+            "offeredPrice must be a number from 0 to 1000000000000 with at most two "
+            "decimals");
+    return -1;
+}
+
 //  Reads one field of an item body.
 static int
 s_item_field (const char *key, const json_t *value, bool *have_price, bool *have_count,
@@ -246,13 +350,9 @@ s_item_field (const char *key, const json_t *value, bool *have_price, bool *have
     cart_item_t *item = &route->req.item;
     long count;
     if (s_streq (key, "offeredPrice")) {
-        if (!cart_route_price_cents (value, &item->price_cents)) {
-            s_fail (route, 400,
-                    "offeredPrice must be a number from 0 to 1000000000000 with at most "
-                    "two decimals");
-            return -1;
-        }
-        *have_price = true;
+        if (!json_is_number (value))
+            return s_bad_price (route);
+        *have_price = true; //  its exact value is read from the text
         return 0;
     }
     if (s_streq (key, "itemCount") || s_streq (key, "unitCount")) {
@@ -288,6 +388,7 @@ s_item_body (const char *body, size_t size, cart_route_t *route)
         return CART_ROUTE_ERROR;
     route->req.item.count = 1;
     bool have_price = false, have_count = false;
+    size_t numbers = 0, price_index = 0;
     const char *key;
     json_t *value;
     json_object_foreach (root, key, value)
@@ -296,10 +397,22 @@ s_item_body (const char *body, size_t size, cart_route_t *route)
             json_decref (root);
             return CART_ROUTE_ERROR;
         }
+        if (s_streq (key, "offeredPrice"))
+            price_index = numbers;
+        numbers += json_is_number (value);
     }
     json_decref (root);
     if (!have_price)
         return s_fail (route, 400, "offeredPrice is required");
+    //  jansson keeps members in the order written, so the price is the
+    //  price_index-th number of the text: read it exactly from there
+    const char *text;
+    size_t len;
+    if (!s_nth_number (body, size, price_index, &text, &len) ||
+        !cart_route_price_cents (text, len, &route->req.item.price_cents)) {
+        s_bad_price (route);
+        return CART_ROUTE_ERROR;
+    }
     return CART_ROUTE_CART;
 }
 

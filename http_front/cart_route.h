@@ -65,8 +65,9 @@ const char *cart_route_label_name (cart_label_t label);
 //  2026-12-01T00:00:00Z or 2026-12-01T00:00:00.5+05:30, with a real date.
 bool cart_route_rfc3339_valid (const char *text, size_t len);
 
-//  Converts a JSON number to integer cents: true when it is 0..1e12 and a
-//  whole number of cents (at most two decimals).
-bool cart_route_price_cents (const json_t *number, uint64_t *cents);
+//  Converts a JSON number as written (e.g. "19.99", "5e2", "0.50") to
+//  integer cents, exactly: true when it is 0..1e12 and a whole number of
+//  cents (at most two decimals, trailing zeros aside).
+bool cart_route_price_cents (const char *text, size_t len, uint64_t *cents);
 
 #endif
