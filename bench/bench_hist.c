@@ -16,8 +16,8 @@
 #include <math.h>
 #include <string.h>
 
-#define SUB_COUNT  (1u << BENCH_HIST_SUB_BITS)
-#define VALUE_MAX  ((UINT64_C (1) << BENCH_HIST_VALUE_BITS) - 1)
+#define SUB_COUNT (1u << BENCH_HIST_SUB_BITS)
+#define VALUE_MAX ((UINT64_C (1) << BENCH_HIST_VALUE_BITS) - 1)
 
 static unsigned
 s_bucket_of (uint64_t value)

@@ -16,10 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
-#define NS_PER_S  1000000000LL
-#define NS_PER_MS 1000000LL
+#define NS_PER_S    1000000000LL
+#define NS_PER_MS   1000000LL
 #define WAIT_MAX_MS 100
 
 //  The common clock of a configuration, set by the main thread between
@@ -43,6 +44,8 @@ typedef struct {
     const phase_t *phase;
     bench_result_t result;
     int64_t last_done; //  time of the last counted completion
+    double cpu_from;   //  client 0, time mode: process CPU at count_from
+    double cpu_until;  //  ... and at count_until
     char *error;
 } client_t;
 
@@ -63,6 +66,29 @@ bench_random (uint64_t *state)
     x ^= x >> 27;
     *state = x;
     return x * UINT64_C (2685821657736338717);
+}
+
+//  CPU seconds used so far by every thread of the process.
+static double
+s_process_cpu (void)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    return (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+//  Client 0, by time, reads the process's CPU as it passes the ends of the
+//  counted interval.
+static void
+s_cpu_mark (client_t *self, int64_t now)
+{
+    if (self->index != 0 || self->phase->by_count)
+        return;
+    if (self->cpu_from == 0 && now >= self->phase->count_from)
+        self->cpu_from = s_process_cpu ();
+    if (self->cpu_until == 0 && now >= self->phase->count_until)
+        self->cpu_until = s_process_cpu ();
 }
 
 static void
@@ -131,6 +157,7 @@ s_drive (client_t *self, void *driver)
     uint64_t sent = 0;
     while (true) {
         int64_t now = bench_now_ns ();
+        s_cpu_mark (self, now);
         if (now >= self->phase->stop_by)
             break;
         bool sending = s_may_send (self, sent, now);
@@ -153,6 +180,7 @@ static void *
 s_client_thread (void *args)
 {
     client_t *self = (client_t *)args;
+    pthread_setname_np (pthread_self (), "bench-client");
     void *driver = self->ops->open (self->arg, self->index, self->window, &self->error);
     pthread_barrier_wait (self->ready);
     pthread_barrier_wait (self->go);
@@ -192,12 +220,16 @@ s_merge (bench_result_t *total, const bench_result_t *part)
 }
 
 //  Gathers the clients' results; returns -1 with *error when one failed
-//  to open.
+//  to open. cpu: the process's CPU over the run, by count.
 static int
-s_gather (client_t *clients, size_t n, const phase_t *phase, bench_result_t *result,
-          char **error)
+s_gather (client_t *clients, size_t n, const phase_t *phase, double cpu,
+          bench_result_t *result, char **error)
 {
     s_result_init (result);
+    if (phase->by_count)
+        result->cpu = cpu;
+    else if (clients[0].cpu_from > 0 && clients[0].cpu_until > 0)
+        result->cpu = clients[0].cpu_until - clients[0].cpu_from;
     int64_t last = phase->start;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
@@ -231,19 +263,26 @@ bench_run_clients (const bench_ops_t *ops, void *arg, const bench_load_t *load,
     phase_t phase = {0};
     for (size_t i = 0; i < n; i++) {
         uint64_t share = load->requests / n + (i < load->requests % n ? 1 : 0);
-        clients[i] = (client_t){.ops = ops, .arg = arg, .index = i,
-                                .window = load->window, .quota = share,
-                                .ready = &ready, .go = &go, .phase = &phase};
+        clients[i] = (client_t){.ops = ops,
+                                .arg = arg,
+                                .index = i,
+                                .window = load->window,
+                                .quota = share,
+                                .ready = &ready,
+                                .go = &go,
+                                .phase = &phase};
         s_result_init (&clients[i].result);
         int rc = pthread_create (&threads[i], NULL, s_client_thread, &clients[i]);
         assert (rc == 0); //  out of threads: a fault of the machine, not input
     }
     pthread_barrier_wait (&ready);
     s_phase_start (&phase, load);
+    double cpu = s_process_cpu ();
     pthread_barrier_wait (&go);
     for (size_t i = 0; i < n; i++)
         pthread_join (threads[i], NULL);
-    int rc = s_gather (clients, n, &phase, result, error);
+    cpu = s_process_cpu () - cpu;
+    int rc = s_gather (clients, n, &phase, cpu, result, error);
     pthread_barrier_destroy (&ready);
     pthread_barrier_destroy (&go);
     free (threads);

@@ -23,6 +23,12 @@
     load.requests; requests/s is the total over the time from the start to
     the last completion. A latency is the time from just before the send
     call to just after the result is taken, on CLOCK_MONOTONIC.
+
+    CPU. The process's CPU time (getrusage, all threads: clients, broker,
+    workers, libzmq's I/O thread) over the counted interval: client 0
+    reads it as it passes the interval's ends (by count, the main thread
+    reads it at the start and after the last client ends). CPU per request
+    holds when other programs share the machine; requests/s does not.
     =========================================================================
 */
 #ifndef BENCH_RUN_H_INCLUDED
@@ -57,6 +63,8 @@ typedef struct {
     uint64_t send_failed; //  sends refused (queue full, no connection)
     uint64_t unfinished;  //  still in flight at the drain deadline
     double elapsed;       //  seconds the counted completions span
+    double cpu;           //  CPU seconds of the whole process (every thread)
+                          //  over the counted interval
     bench_hist_t latency; //  nanoseconds, of the successful completions
 } bench_result_t;
 

@@ -25,3 +25,6 @@ echo "== tests under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build/asan --output-on-failure -j"$jobs"
+
+echo "== fuzzing (libFuzzer, bounded time per target)"
+bash scripts/fuzz.sh "${CART_FUZZ_SECONDS:-20}"
