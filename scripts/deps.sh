@@ -8,7 +8,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$top/build}
+build=$(realpath -m "${1:-$top/build}")   # apt needs absolute paths
 deps=$build/deps
 prefix=$deps/czmq
 patch=$top/proto/patches/czmq-4.2.1-zhttp.patch
