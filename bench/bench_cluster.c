@@ -76,8 +76,8 @@ s_wait_live (bench_cluster_t *self, char **error)
         if (live == self->shards)
             return 0;
     }
-    *error = zsys_sprintf ("only %zu of %u shards live after %d ms", live,
-                           self->shards, BENCH_CLUSTER_START_MS);
+    *error = zsys_sprintf ("only %zu of %u shards live after %d ms", live, self->shards,
+                           BENCH_CLUSTER_START_MS);
     return -1;
 }
 

@@ -95,8 +95,8 @@ static void
 s_cart (long c, long n_items, cart_data_t *cart)
 {
     uint64_t state = (uint64_t)c;
-    cart->customer_len = (size_t)snprintf (cart->customer, sizeof (cart->customer),
-                                           "customer-%07ld", c);
+    cart->customer_len =
+        (size_t)snprintf (cart->customer, sizeof (cart->customer), "customer-%07ld", c);
     for (long i = 0; i < n_items; i++) {
         uint64_t r = s_next (&state);
         snprintf (cart->ids[i], sizeof (cart->ids[i]), "%010llu%02d",
@@ -129,13 +129,13 @@ s_emit_redis (const options_t *options)
         s_cart (c, options->items, &cart);
         for (long i = 0; i < options->items; i++) {
             const cart_item_t *item = &cart.items[i];
-            int len = snprintf (value, sizeof (value),
-                                "{\"p\":%llu,\"c\":%u,\"s\":%d,\"e\":%s%s%s}",
-                                (unsigned long long)item->price_cents, item->count,
-                                item->special_sale, item->expiry ? "\"" : "",
-                                item->expiry ? item->expiry : "null",
-                                item->expiry ? "\"" : "");
-            fprintf (file, "*4\r\n$4\r\nHSET\r\n$%zu\r\ncart:%s\r\n$12\r\n%s\r\n$%d\r\n%s\r\n",
+            int len = snprintf (
+                value, sizeof (value), "{\"p\":%llu,\"c\":%u,\"s\":%d,\"e\":%s%s%s}",
+                (unsigned long long)item->price_cents, item->count, item->special_sale,
+                item->expiry ? "\"" : "", item->expiry ? item->expiry : "null",
+                item->expiry ? "\"" : "");
+            fprintf (file,
+                     "*4\r\n$4\r\nHSET\r\n$%zu\r\ncart:%s\r\n$12\r\n%s\r\n$%d\r\n%s\r\n",
                      cart.customer_len + 5, cart.customer, item->id, len, value);
         }
     }
@@ -204,8 +204,9 @@ s_check_sample (cart_client_t *client, const options_t *options)
     cart_data_t cart;
     for (long c = 0; c < options->carts; c += SAMPLE) {
         s_cart (c, 0, &cart);
-        cart_request_t req = {
-            .op = CART_OP_GET, .customer = cart.customer, .customer_len = cart.customer_len};
+        cart_request_t req = {.op = CART_OP_GET,
+                              .customer = cart.customer,
+                              .customer_len = cart.customer_len};
         s_send (client, &req);
         cart_result_t result;
         cart_reply_t reply;
@@ -269,8 +270,8 @@ s_report (const options_t *options, memory_t before, memory_t after, size_t part
     printf ("| cart service (%u shards, %zu worker threads, in this process) | %ld | "
             "%.0f | %.1f | %.1f | mallinfo2 in use / VmRSS, after malloc_trim, growth "
             "over the load |\n",
-            options->shards, options->workers < options->shards ? options->workers
-                                                                : options->shards,
+            options->shards,
+            options->workers < options->shards ? options->workers : options->shards,
             options->carts, items, heap, rss);
     printf ("| cart partitions' own count | %ld | %.0f | %.1f | — | cart_partition_bytes "
             "summed over %u partitions loaded directly (bytes asked of malloc) |\n",
@@ -278,7 +279,7 @@ s_report (const options_t *options, memory_t before, memory_t after, size_t part
     if (options->redis_used < 0)
         return;
     printf ("| redis-server %s (hash per cart) | %ld | %.0f | %.1f | %.1f | "
-            "used_memory / used_memory_rss growth (INFO memory) |\n",
+            "used_memory (INFO memory) / VmRSS growth over the load |\n",
             options->redis_version, options->redis_keys, items,
             options->redis_used / items, options->redis_rss / items);
     printf ("| **ours / Redis** | | | **%.2f×** | **%.2f×** | target: ≤ 1.0× |\n",
@@ -305,7 +306,7 @@ s_help (FILE *out)
              "  --emit-redis PATH  only write the same carts as Redis HSET commands\n"
              "                     (RESP, for redis-cli --pipe) and exit\n"
              "  --redis-used B     Redis's used_memory growth for the same carts, in\n"
-             "  --redis-rss B      bytes, and its used_memory_rss growth, to print\n"
+             "  --redis-rss B      bytes, and its VmRSS growth, to print\n"
              "  --redis-keys N     beside ours (run_memory.sh passes them)\n"
              "  --redis-version V\n"
              "  --help             this text\n",
@@ -315,20 +316,19 @@ s_help (FILE *out)
 static int
 s_parse (int argc, char **argv, options_t *options)
 {
-    static const struct option longs[] = {
-        {"carts", required_argument, NULL, 'c'},
-        {"items", required_argument, NULL, 'i'},
-        {"shards", required_argument, NULL, 's'},
-        {"workers", required_argument, NULL, 'w'},
-        {"window", required_argument, NULL, 'n'},
-        {"place", required_argument, NULL, 'p'},
-        {"emit-redis", required_argument, NULL, 'e'},
-        {"redis-used", required_argument, NULL, 'u'},
-        {"redis-rss", required_argument, NULL, 'r'},
-        {"redis-keys", required_argument, NULL, 'k'},
-        {"redis-version", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"carts", required_argument, NULL, 'c'},
+                                          {"items", required_argument, NULL, 'i'},
+                                          {"shards", required_argument, NULL, 's'},
+                                          {"workers", required_argument, NULL, 'w'},
+                                          {"window", required_argument, NULL, 'n'},
+                                          {"place", required_argument, NULL, 'p'},
+                                          {"emit-redis", required_argument, NULL, 'e'},
+                                          {"redis-used", required_argument, NULL, 'u'},
+                                          {"redis-rss", required_argument, NULL, 'r'},
+                                          {"redis-keys", required_argument, NULL, 'k'},
+                                          {"redis-version", required_argument, NULL, 'v'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     long n;
     int opt;
     while ((opt = getopt_long (argc, argv, "", longs, NULL)) != -1) {
@@ -396,7 +396,8 @@ main (int argc, char **argv)
     cart_client_t *client = bench_cluster_client (cluster);
     //  Warm the path (sockets' buffers, the client's table) before the baseline
     for (int i = 0; i < 1000; i++) {
-        cart_request_t req = {.op = CART_OP_GET, .customer = "warm-up", .customer_len = 7};
+        cart_request_t req = {
+            .op = CART_OP_GET, .customer = "warm-up", .customer_len = 7};
         s_send (client, &req);
         s_take (client, CART_OK);
     }

@@ -20,6 +20,10 @@
     the first send to just after the last reply is taken, on
     CLOCK_MONOTONIC; median and p99 are exact (sorted samples).
 
+    The last column is the process's CPU time (getrusage: client, broker,
+    workers) over the runs, per request: it holds when other programs
+    share the machine, where the latencies do not.
+
     The earlier service's figures are its README's (means over 1,000 runs,
     an in-process Python DHT with no network hop at all); ours go through a
     broker and a worker thread, so the comparison flatters it, not us.
@@ -30,6 +34,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench_cluster.h"
@@ -40,15 +45,15 @@
 #define BENCH_SOURCE_DIR "."
 #endif
 
-#define ITEMS       100
-#define MAX_COUNTS  8
-#define MAX_PLACES  3
-#define SERIAL      0 //  sample sets of one configuration
-#define PIPELINED   1
-#define CHECKOUT    2
-#define TOTAL       3 //  serial add + its checkout
-#define TOTAL_PIPE  4 //  pipelined add + its checkout
-#define SETS        5
+#define ITEMS      100
+#define MAX_COUNTS 8
+#define MAX_PLACES 3
+#define SERIAL     0 //  sample sets of one configuration
+#define PIPELINED  1
+#define CHECKOUT   2
+#define TOTAL      3 //  serial add + its checkout
+#define TOTAL_PIPE 4 //  pipelined add + its checkout
+#define SETS       5
 
 typedef struct {
     uint32_t counts[MAX_COUNTS];
@@ -68,7 +73,8 @@ typedef struct {
     bench_place_t place;
     uint32_t shards;
     size_t workers;
-    long runs;          //  runs taken (fewer than asked when over budget)
+    long runs;           //  runs taken (fewer than asked when over budget)
+    double cpu_us;       //  the process's CPU time (all threads) over the runs
     uint64_t *set[SETS]; //  each holds runs samples, CHECKOUT 2 x runs
     size_t n[SETS];
 } config_t;
@@ -88,6 +94,16 @@ static const char *s_expiry = "2026-12-01T00:00:00Z";
 
 //  --------------------------------------------------------------------------
 //  Measuring
+
+//  CPU time of the whole process (every thread), in microseconds.
+static double
+s_cpu_us (void)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    return (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 +
+           (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
 
 static uint64_t
 s_now_ns (void)
@@ -229,13 +245,16 @@ s_measure (const options_t *options, config_t *config)
     }
     cart_client_t *client = bench_cluster_client (cluster);
     for (int s = 0; s < SETS; s++)
-        config->set[s] = (uint64_t *)calloc (2 * (size_t)options->runs, sizeof (uint64_t));
+        config->set[s] =
+            (uint64_t *)calloc (2 * (size_t)options->runs, sizeof (uint64_t));
     for (long run = 0; run < options->warmup; run++)
         s_run (client, -1 - run, NULL, config->shards);
     int64_t until = zclock_mono () + options->budget_s * 1000;
+    double cpu = s_cpu_us ();
     for (config->runs = 0; config->runs < options->runs && zclock_mono () < until;
          config->runs++)
         s_run (client, config->runs, config, config->shards);
+    config->cpu_us = s_cpu_us () - cpu;
     bench_cluster_destroy (&cluster);
     return 0;
 }
@@ -271,6 +290,13 @@ s_mean (const config_t *config, int set)
     return config->n[set] ? sum / (double)config->n[set] / 1000.0 : 0;
 }
 
+//  Each run makes 2 x ITEMS adds and 2 checkouts.
+static double
+s_cpu_per_request (const config_t *config)
+{
+    return config->runs ? config->cpu_us / ((double)config->runs * (2 * ITEMS + 2)) : 0;
+}
+
 static int
 s_seed_row (uint32_t shards)
 {
@@ -302,8 +328,9 @@ s_print_ours (const config_t *configs, size_t n)
             "| add 100, one at a time: median / p99 µs "
             "| add 100, pipelined: median / p99 µs | checkout: median / p99 µs "
             "| add+checkout total, one at a time: median / p99 µs "
-            "| add+checkout total, pipelined: median / p99 µs |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+            "| add+checkout total, pipelined: median / p99 µs "
+            "| process CPU per request µs |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (size_t i = 0; i < n; i++) {
         const config_t *c = &configs[i];
         printf ("| %s | %u | %zu | %ld |", bench_place_name (c->place), c->shards,
@@ -312,7 +339,7 @@ s_print_ours (const config_t *configs, size_t n)
         for (int s = 0; s < 5; s++)
             printf (" %s / %s |", s_us (s_pct (c, sets[s], 50), a),
                     s_us (s_pct (c, sets[s], 99), b));
-        printf ("\n");
+        printf (" %.1f |\n", s_cpu_per_request (c));
     }
 }
 
@@ -390,7 +417,8 @@ s_write_csv (const config_t *configs, size_t n, const char *path)
                    "checkout_median_us,checkout_p99_us,checkout_mean_us,"
                    "total_serial_median_us,total_serial_p99_us,"
                    "total_pipelined_median_us,total_pipelined_p99_us,"
-                   "earlier_add_us,earlier_checkout_us,earlier_total_us\n");
+                   "earlier_add_us,earlier_checkout_us,earlier_total_us,"
+                   "cpu_per_request_us\n");
     for (size_t i = 0; i < n; i++) {
         const config_t *c = &configs[i];
         fprintf (file, "%s,%u,%zu,%ld", bench_place_name (c->place), c->shards,
@@ -403,10 +431,11 @@ s_write_csv (const config_t *configs, size_t n, const char *path)
                  s_pct (c, TOTAL_PIPE, 50), s_pct (c, TOTAL_PIPE, 99));
         int row = s_seed_row (c->shards);
         if (row < 0)
-            fprintf (file, ",,,\n");
+            fprintf (file, ",,,");
         else
-            fprintf (file, ",%.0f,%.0f,%.0f\n", s_seed[row].add, s_seed[row].checkout,
+            fprintf (file, ",%.0f,%.0f,%.0f", s_seed[row].add, s_seed[row].checkout,
                      s_seed[row].total);
+        fprintf (file, ",%.1f\n", s_cpu_per_request (c));
     }
     fclose (file);
     printf ("\nCSV: %s\n", path);
@@ -469,12 +498,16 @@ s_parse_places (char *text, options_t *options)
 static int
 s_parse (int argc, char **argv, options_t *options)
 {
-    static const struct option longs[] = {
-        {"shards", required_argument, NULL, 's'}, {"workers", required_argument, NULL, 'w'},
-        {"place", required_argument, NULL, 'p'},  {"cpu", required_argument, NULL, 'c'},
-        {"runs", required_argument, NULL, 'r'},   {"warmup", required_argument, NULL, 'u'},
-        {"budget", required_argument, NULL, 'b'}, {"csv", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"shards", required_argument, NULL, 's'},
+                                          {"workers", required_argument, NULL, 'w'},
+                                          {"place", required_argument, NULL, 'p'},
+                                          {"cpu", required_argument, NULL, 'c'},
+                                          {"runs", required_argument, NULL, 'r'},
+                                          {"warmup", required_argument, NULL, 'u'},
+                                          {"budget", required_argument, NULL, 'b'},
+                                          {"csv", required_argument, NULL, 'o'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     long n;
     int opt;
     while ((opt = getopt_long (argc, argv, "", longs, NULL)) != -1) {
@@ -528,8 +561,8 @@ main (int argc, char **argv)
             "runs (at most %ld s), each a fresh customer id\n\n",
             options.workers, options.warmup, options.runs, options.budget_s);
     fflush (stdout);
-    config_t *configs = (config_t *)calloc (options.n_counts * options.n_places,
-                                            sizeof (config_t));
+    config_t *configs =
+        (config_t *)calloc (options.n_counts * options.n_places, sizeof (config_t));
     size_t n = 0;
     for (size_t p = 0; p < options.n_places; p++)
         for (size_t i = 0; i < options.n_counts; i++, n++) {
