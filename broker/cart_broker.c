@@ -17,6 +17,7 @@
         (none)     HEARTBEAT                send DISCONNECT (it re-registers)
         live       HEARTBEAT (with load)    renew expiry, record carts/items
         live       REPLY                    route to the client
+        (none)     REPLY                    drop it
         live       expiry passes            release its shards -> (none)
         live       send fails EHOSTUNREACH  release its shards -> (none)
         live       DISCONNECT               release its shards -> (none)
@@ -73,8 +74,10 @@ typedef struct {
     bool verbose;
     bool terminated;
     zmq_msg_t parts[PARTS];
-    size_t n_parts;     //  frames of the current message
-    uint64_t malformed; //  messages dropped as malformed
+    size_t n_parts;      //  frames of the current message
+    uint64_t malformed;  //  messages dropped as malformed
+    zmq_msg_t stats;     //  the last stats body built
+    int64_t stats_until; //  when it must be built again
 } self_t;
 
 static const uint8_t s_cmd_request = CART_W_REQUEST;
@@ -86,14 +89,14 @@ static const uint8_t s_cmd_reply = CART_C_REPLY;
 //  Set-up
 
 static zsock_t *
-s_router (const char *endpoints, char **error)
+s_router (const char *endpoints, int max_message, char **error)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     assert (sock);
     zsock_set_router_mandatory (sock, 1);
     zsock_set_sndhwm (sock, CART_HWM);
     zsock_set_rcvhwm (sock, CART_HWM);
-    zsock_set_maxmsgsize (sock, CART_WIRE_MSG_MAX);
+    zsock_set_maxmsgsize (sock, max_message);
     zsock_set_linger (sock, 0);
     if (!endpoints || zsock_attach (sock, endpoints, true)) {
         *error = zsys_sprintf ("cannot bind '%s': %s", endpoints ? endpoints : "(none)",
@@ -111,6 +114,7 @@ s_self_destroy (self_t **self_p)
         return;
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
+    zmq_msg_close (&self->stats);
     free (self->shards);
     free (self);
     *self_p = NULL;
@@ -126,6 +130,7 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, char **error)
     }
     self_t *self = (self_t *)zmalloc (sizeof (self_t));
     assert (self);
+    zmq_msg_init (&self->stats);
     self->pipe = pipe;
     self->n_shards = config->shards;
     self->heartbeat_ms =
@@ -136,9 +141,10 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, char **error)
     assert (self->shards);
     for (uint32_t i = 0; i < self->n_shards; i++)
         self->shards[i].owner = -1;
-    self->frontend = s_router (config->frontend, error);
+    //  Clients send requests of a few hundred bytes; workers send carts
+    self->frontend = s_router (config->frontend, CART_REQUEST_WIRE_MAX, error);
     if (self->frontend)
-        self->backend = s_router (config->backend, error);
+        self->backend = s_router (config->backend, CART_WIRE_MSG_MAX, error);
     if (!self->backend) {
         s_self_destroy (&self);
         return NULL;
@@ -274,7 +280,13 @@ s_worker_index (self_t *self, worker_t *worker)
     return (int32_t)(worker - self->workers);
 }
 
-//  Frees a worker's slot and the shards it served.
+static int s_send_worker_command (self_t *self, const void *id, size_t id_len,
+                                  const uint8_t *cmd);
+
+//  Frees a worker's slot and the shards it served. Those shards may have
+//  been taken from another live worker (a later READY wins), so every
+//  other worker is asked to register again: whoever lists a released
+//  shard takes it back.
 static void
 s_worker_remove (self_t *self, worker_t *worker, const char *why)
 {
@@ -289,6 +301,11 @@ s_worker_remove (self_t *self, worker_t *worker, const char *why)
         zsys_info ("broker: worker %d removed (%s), %zu shard(s) unserved", index, why,
                    released);
     worker->id_len = 0;
+    self->stats_until = 0;
+    for (size_t i = 0; released && i < CART_WORKERS_MAX; i++)
+        if (self->workers[i].id_len)
+            s_send_worker_command (self, self->workers[i].id, self->workers[i].id_len,
+                                   &s_cmd_disconnect);
 }
 
 //  Sends a bodiless command (HEARTBEAT, DISCONNECT) to a worker identity.
@@ -323,6 +340,7 @@ s_handle_ready (self_t *self, const cart_msg_t *msg)
         shard->owner = index;
     }
     worker->expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
+    self->stats_until = 0;
     if (self->verbose)
         zsys_info ("broker: worker %d ready for %zu shard(s)", index, msg->n_shards);
 }
@@ -391,7 +409,11 @@ s_handle_backend (self_t *self)
             s_handle_ready (self, &msg);
             break;
         case CART_W_REPLY:
-            s_handle_reply (self);
+            //  Only a registered worker may answer clients
+            if (s_worker_find (self, &self->parts[0]))
+                s_handle_reply (self);
+            else
+                self->malformed++;
             break;
         case CART_W_HEARTBEAT:
             s_handle_heartbeat (self, &msg);
@@ -466,7 +488,7 @@ s_reply_body (self_t *self, uint16_t status, const void *body, size_t size)
 }
 
 static void
-s_reply_stats (self_t *self)
+s_build_stats (self_t *self)
 {
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
@@ -482,8 +504,34 @@ s_reply_stats (self_t *self)
                                     .requests = shard->requests};
         cart_stats_encode_entry (&pk, &entry);
     }
-    s_reply_body (self, CART_OK, buffer.data, buffer.size);
+    zmq_msg_close (&self->stats);
+    zmq_msg_init_size (&self->stats, buffer.size);
+    memcpy (zmq_msg_data (&self->stats), buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
+    self->stats_until = zclock_mono () + self->heartbeat_ms;
+}
+
+//  Answers STATS with the stats body, rebuilt at most once per heartbeat
+//  or when a shard changes hands. Every reply shares the one buffer
+//  (zmq_msg_copy counts references), so clients that send STATS and never
+//  read the answers cost a frame each, not a copy of the stats each.
+static void
+s_reply_stats (self_t *self)
+{
+    if (zclock_mono () >= self->stats_until)
+        s_build_stats (self);
+    uint8_t status_wire[2] = {CART_OK >> 8, CART_OK & 0xFF};
+    if (s_send_part (self, 0, self->front, 1) == -1)
+        return;
+    s_send_const (self->front, CART_PROTO_CLIENT, CART_PROTO_LEN, 1);
+    s_send_const (self->front, &s_cmd_reply, 1, 1);
+    s_send_part (self, 3, self->front, 1);
+    zmq_send (self->front, status_wire, 2, ZMQ_DONTWAIT | ZMQ_SNDMORE);
+    zmq_msg_t body;
+    zmq_msg_init (&body);
+    zmq_msg_copy (&body, &self->stats);
+    if (zmq_msg_send (&body, self->front, ZMQ_DONTWAIT) == -1)
+        zmq_msg_close (&body);
 }
 
 //  A malformed client message whose identity and correlation id can still

@@ -142,6 +142,9 @@ s_bus_call (const char *name, const bus_options_t *options, int command,
         free (error);
         return 1;
     }
+    //  The client queues nothing until connected: wait for that first
+    zmq_pollitem_t item = {cart_client_handle (*client), 0, ZMQ_POLLOUT, 0};
+    zmq_poll (&item, 1, options->timeout_ms);
     if (cart_client_send_command (*client, command, (int)options->timeout_ms, NULL,
                                   NULL) ||
         cart_client_recv (*client, result, -1) != 1) {

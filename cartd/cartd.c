@@ -41,7 +41,7 @@ s_help (FILE *out)
         "  --listen PORT    HTTP port (default 8080; 0: any free)\n"
         "  --host ADDR      HTTP address (default 127.0.0.1)\n"
         "  --shards S       shards, 1..10000 (default 4)\n"
-        "  --workers N      worker threads sharing the shards (default: cores)\n"
+        "  --workers N      worker threads sharing the shards, 1..64 (default: cores)\n"
         "  --threads N      HTTP handler threads (default 2)\n"
         "  --deadline MS    per-request deadline (default %d)\n"
         "  --bus EP         also bind the broker's frontend here, for cartctl and\n"
@@ -75,7 +75,7 @@ s_parse (int argc, char **argv, options_t *options)
             options->http.host = optarg;
         else if (opt == 's' && cart_args_number (optarg, 1, CART_SHARDS_MAX, &n) == 0)
             options->broker.shards = (uint32_t)n;
-        else if (opt == 'w' && cart_args_number (optarg, 1, 1024, &n) == 0)
+        else if (opt == 'w' && cart_args_number (optarg, 1, CART_THREADS_MAX, &n) == 0)
             options->workers = n;
         else if (opt == 't' && cart_args_number (optarg, 1, 64, &n) == 0)
             options->http.threads = (int)n;
@@ -102,6 +102,8 @@ main (int argc, char **argv)
                          .http = {.port = 8080, .broker = FRONTEND},
                          .workers = sysconf (_SC_NPROCESSORS_ONLN),
                          .bus = "tcp://127.0.0.1:5555"};
+    if (options.workers < 1 || options.workers > CART_THREADS_MAX)
+        options.workers = options.workers < 1 ? 1 : CART_THREADS_MAX;
     int rc = s_parse (argc, argv, &options);
     if (rc) {
         s_help (rc == 1 ? stdout : stderr);

@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 
 #include "cart_client.h"
+#include "cart_hash.h"
 #include "cart_render.h"
 #include "cart_route.h"
 
@@ -67,6 +68,7 @@ typedef struct {
     cart_buf_t buf;
     cart_route_t route;
     bool terminated;
+    bool quiet; //  shutting down: answer nothing more
 } handler_t;
 
 typedef struct {
@@ -186,6 +188,10 @@ static void
 s_respond (handler_t *self, void *connection, int status, const char *content_type,
            const char *allow)
 {
+    if (self->quiet) { //  the server is closing every connection
+        self->buf.len = 0;
+        return;
+    }
     zhttp_response_t *response = self->response;
     zhttp_response_set_status_code (response, (uint32_t)status);
     zhash_t *headers = zhttp_response_headers (response);
@@ -198,7 +204,14 @@ s_respond (handler_t *self, void *connection, int status, const char *content_ty
         zhash_insert (headers, "Allow", (void *)allow);
     if (status == 503)
         zhash_insert (headers, "Retry-After", "1");
-    zhttp_response_send (response, self->http, &connection);
+    if (zhttp_response_send (response, self->http, &connection) == -1) {
+        //  The server is gone (shutdown): drop what the response holds, so
+        //  that the next one starts clean
+        zhttp_response_reset_content (response);
+        zhash_delete (headers, "Content-Type");
+        zhash_delete (headers, "Allow");
+        zhash_delete (headers, "Retry-After");
+    }
     self->buf.len = 0;
 }
 
@@ -264,8 +277,8 @@ static void
 s_handle_http (handler_t *self)
 {
     void *connection = zhttp_request_recv (self->request, self->http);
-    if (!connection)
-        return;
+    if (!connection || self->quiet)
+        return; //  (its headers and body are freed by the next recv)
     int64_t start_us = zclock_usecs ();
     const char *body = zhttp_request_content (self->request);
     cart_route_t *route = &self->route;
@@ -341,7 +354,13 @@ s_handler_new (zsock_t *pipe, handler_args_t *args)
     self->pipe = pipe;
     self->metrics = args->metrics;
     self->deadline_ms = args->deadline_ms;
-    self->http = zsock_new_dealer (args->backend);
+    self->http = zsock_new (ZMQ_DEALER);
+    assert (self->http);
+    //  Responses are bounded by the pending pool, not by a high-water mark,
+    //  and a response to a server that is gone fails at once
+    zsock_set_sndhwm (self->http, 0);
+    zsock_set_sndtimeo (self->http, 0);
+    zsock_connect (self->http, "%s", args->backend);
     self->client = cart_client_new (args->broker, NULL);
     self->request = zhttp_request_new ();
     self->response = zhttp_response_new ();
@@ -380,7 +399,11 @@ s_handler_loop (handler_t *self)
             break;
         if (items[0].revents & ZMQ_POLLIN) {
             char *command = zstr_recv (self->pipe);
-            self->terminated = !command || streq (command, "$TERM");
+            if (command && streq (command, "QUIET")) {
+                self->quiet = true;
+                zsock_signal (self->pipe, 0);
+            } else
+                self->terminated = true;
             zstr_free (&command);
         }
         for (int i = 0; i < 256 && (zsock_events (self->http) & ZMQ_POLLIN); i++)
@@ -391,13 +414,25 @@ s_handler_loop (handler_t *self)
     }
 }
 
+//  At shutdown, after the server is gone: requests it handed over and we
+//  never read carry heap pointers (headers, body); take and free them.
+static void
+s_drain_requests (handler_t *self)
+{
+    while (zsock_events (self->http) & ZMQ_POLLIN)
+        if (!zhttp_request_recv (self->request, self->http))
+            break;
+}
+
 static void
 s_handler_actor (zsock_t *pipe, void *args)
 {
     handler_t *self = s_handler_new (pipe, (handler_args_t *)args);
     zsock_signal (pipe, 0);
     s_handler_loop (self);
+    s_drain_requests (self);
     s_handler_destroy (&self);
+    cart_hash_thread_end ();
 }
 
 //  --------------------------------------------------------------------------
@@ -419,10 +454,20 @@ cart_http_destroy (cart_http_t **self_p)
     cart_http_t *self = *self_p;
     if (!self)
         return;
-    //  Handlers first: they hold the connections that the server resumes
+    //  Requests and responses cross between the server and the handlers as
+    //  heap pointers, so nothing may be left in flight when they part:
+    //  1. each handler goes quiet: it sends no more responses, and frees
+    //     the requests it still receives;
+    //  2. the server stops: it frees the responses queued to it and closes
+    //     every connection; it never blocks, as the handlers still read;
+    //  3. the handlers stop, freeing the requests left in their queue.
+    for (int i = 0; i < self->n_handlers; i++) {
+        zstr_send (self->handlers[i], "QUIET");
+        zsock_wait (self->handlers[i]);
+    }
+    zhttp_server_destroy (&self->server);
     for (int i = 0; i < self->n_handlers; i++)
         zactor_destroy (&self->handlers[i]);
-    zhttp_server_destroy (&self->server);
     zhttp_server_options_destroy (&self->options);
     zstr_free (&self->backend);
     free (self);

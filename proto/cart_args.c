@@ -104,5 +104,5 @@ cart_args_raise_fd_limit (void)
     limit.rlim_cur = limit.rlim_max;
     setrlimit (RLIMIT_NOFILE, &limit);
     getrlimit (RLIMIT_NOFILE, &limit);
-    return (long) limit.rlim_cur;
+    return (long)limit.rlim_cur;
 }

@@ -25,8 +25,7 @@ void cart_args_block_signals (void);
 
 //  Raises the soft limit on open files to the hard limit, so that a server
 //  can hold thousands of connections. Returns the new soft limit.
-long
-    cart_args_raise_fd_limit (void);
+long cart_args_raise_fd_limit (void);
 
 //  Waits for SIGINT or SIGTERM; returns the signal number.
 int cart_args_wait_signal (void);

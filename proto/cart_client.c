@@ -282,8 +282,8 @@ s_take_reply (cart_client_t *self, cart_result_t *result)
         msg.command != CART_C_REPLY)
         return 0;
     uint32_t index = (uint32_t)(msg.corr & (CART_CLIENT_INFLIGHT - 1));
-    if (self->slots[index].corr != msg.corr)
-        return 0; //  late: its deadline already passed
+    if (msg.corr == 0 || self->slots[index].corr != msg.corr)
+        return 0; //  late (its deadline passed), or never ours: a free slot has 0
     *result = (cart_result_t){.corr = msg.corr,
                               .status = msg.status,
                               .user = self->slots[index].user,

@@ -14,9 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-//  Returns hash_key of the byte range data[0..size). Thread-safe; allocates
-//  nothing after the first call in a process.
+//  Returns hash_key of the byte range data[0..size). Thread-safe.
 uint64_t cart_hash_key (const void *data, size_t size);
+
+//  Frees OpenSSL's state for the calling thread. A thread that hashed calls
+//  it last thing: czmq's actor threads may still be exiting (and running
+//  OpenSSL's thread-exit clean-up) when the process itself exits.
+void cart_hash_thread_end (void);
 
 //  Returns hash_key of a NUL-terminated string.
 uint64_t cart_hash_key_str (const char *string);

@@ -24,6 +24,8 @@
 //  Largest message a socket facing the network accepts (ZMQ_MAXMSGSIZE
 //  limits each frame): the body frame.
 #define CART_WIRE_MSG_MAX (CART_BODY_WIRE_MAX)
+//  Largest frame a client may send: a request body is at most ~400 bytes
+#define CART_REQUEST_WIRE_MAX 4096
 
 //  Heartbeats run every 100 ms by default, and a peer is dead after 3
 //  missed ones: a crashed worker's shard answers UNAVAILABLE within about

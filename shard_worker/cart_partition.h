@@ -26,21 +26,19 @@ typedef struct _cart_partition_t cart_partition_t;
 //  A read-only view of one cart, for iterating its items in order. It stays
 //  valid until the next call that changes the partition.
 typedef struct {
-    const char *customer;       //  the cart's customerId
+    const char *customer; //  the cart's customerId
     size_t customer_len;
-    size_t n_items;             //  distinct items
+    size_t n_items; //  distinct items
     //  Private to the partition
     const uint8_t *cursor;
     const uint8_t *limit;
 } cart_view_t;
 
 //  Create an empty partition. Aborts on out-of-memory, as czmq does.
-cart_partition_t *
-    cart_partition_new (void);
+cart_partition_t *cart_partition_new (void);
 
 //  Destroy a partition and every cart in it; sets *self_p to NULL.
-void
-    cart_partition_destroy (cart_partition_t **self_p);
+void cart_partition_destroy (cart_partition_t **self_p);
 
 //  Add an item to a customer's cart, creating the cart if needed. When the
 //  cart already holds item->id, the counts are added and price, sale flag
@@ -50,57 +48,46 @@ void
 //  Returns CART_CREATED (new item), CART_OK (merged), CART_CONFLICT (the
 //  merged count would pass CART_COUNT_MAX, or the cart already holds
 //  CART_ITEMS_MAX items), or CART_BAD_REQUEST (invalid argument).
-int
-    cart_partition_add (cart_partition_t *self, uint64_t key, const char *customer,
+int cart_partition_add (cart_partition_t *self, uint64_t key, const char *customer,
                         size_t customer_len, const cart_item_t *item,
                         cart_item_t *stored);
 
 //  Set the count of an item in a cart; a count of 0 removes the item.
 //  Returns CART_OK (and fills *stored when not NULL), CART_DELETED (count
 //  was 0), CART_NOT_FOUND (no such cart or item) or CART_BAD_REQUEST.
-int
-    cart_partition_set_count (cart_partition_t *self, uint64_t key,
-                              const char *customer, size_t customer_len,
-                              const char *item_id, size_t item_id_len,
-                              uint32_t count, cart_item_t *stored);
+int cart_partition_set_count (cart_partition_t *self, uint64_t key, const char *customer,
+                              size_t customer_len, const char *item_id,
+                              size_t item_id_len, uint32_t count, cart_item_t *stored);
 
 //  Remove one item from a cart. A cart left with no items is removed.
 //  Returns CART_DELETED, CART_NOT_FOUND or CART_BAD_REQUEST.
-int
-    cart_partition_remove (cart_partition_t *self, uint64_t key, const char *customer,
-                           size_t customer_len, const char *item_id,
-                           size_t item_id_len);
+int cart_partition_remove (cart_partition_t *self, uint64_t key, const char *customer,
+                           size_t customer_len, const char *item_id, size_t item_id_len);
 
 //  Find a customer's cart and fill *view. Returns CART_OK, CART_NOT_FOUND
 //  (the customer has no cart, i.e. an empty one; *view then has no items
 //  and points at the given customer string) or CART_BAD_REQUEST.
-int
-    cart_partition_get (cart_partition_t *self, uint64_t key, const char *customer,
+int cart_partition_get (cart_partition_t *self, uint64_t key, const char *customer,
                         size_t customer_len, cart_view_t *view);
 
 //  Remove a customer's whole cart (the second half of checkout, after the
 //  caller has read it through cart_partition_get). Returns CART_DELETED or
 //  CART_NOT_FOUND or CART_BAD_REQUEST.
-int
-    cart_partition_drop (cart_partition_t *self, uint64_t key, const char *customer,
+int cart_partition_drop (cart_partition_t *self, uint64_t key, const char *customer,
                          size_t customer_len);
 
 //  Step through a view: fills *item with the next item and returns true,
 //  or returns false after the last one.
-bool
-    cart_view_next (cart_view_t *view, cart_item_t *item);
+bool cart_view_next (cart_view_t *view, cart_item_t *item);
 
 //  Number of carts (customers with at least one item).
-size_t
-    cart_partition_carts (cart_partition_t *self);
+size_t cart_partition_carts (cart_partition_t *self);
 
 //  Number of items over all carts.
-size_t
-    cart_partition_items (cart_partition_t *self);
+size_t cart_partition_items (cart_partition_t *self);
 
 //  Bytes of heap that the partition holds (its table and carts, as asked
 //  of the allocator), for stats and the memory benchmark.
-size_t
-    cart_partition_bytes (cart_partition_t *self);
+size_t cart_partition_bytes (cart_partition_t *self);
 
 #endif

@@ -52,6 +52,7 @@ typedef struct {
     int64_t broker_expiry;
     bool verbose;
     bool terminated;
+    bool ready_due; //  the broker asked us to register again
     zmq_msg_t parts[PARTS + 1];
     size_t n_parts;
     msgpack_sbuffer out;
@@ -176,21 +177,25 @@ s_send_ready (self_t *self)
 static int
 s_connect (self_t *self, char **error)
 {
-    zsock_destroy (&self->dealer);
-    self->dealer = zsock_new (ZMQ_DEALER);
-    assert (self->dealer);
-    zsock_set_sndhwm (self->dealer, WORKER_HWM);
-    zsock_set_rcvhwm (self->dealer, WORKER_HWM);
-    zsock_set_maxmsgsize (self->dealer, CART_WIRE_MSG_MAX);
-    zsock_set_linger (self->dealer, 0);
-    zsock_set_reconnect_ivl (self->dealer, 100);
-    zsock_set_reconnect_ivl_max (self->dealer, 1000);
-    if (zsock_connect (self->dealer, "%s", self->endpoint)) {
+    //  The new socket replaces the old one only once it is connected, so a
+    //  failed reconnection leaves the worker on its old socket
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert (dealer);
+    zsock_set_sndhwm (dealer, WORKER_HWM);
+    zsock_set_rcvhwm (dealer, WORKER_HWM);
+    zsock_set_maxmsgsize (dealer, CART_WIRE_MSG_MAX);
+    zsock_set_linger (dealer, 0);
+    zsock_set_reconnect_ivl (dealer, 100);
+    zsock_set_reconnect_ivl_max (dealer, 1000);
+    if (zsock_connect (dealer, "%s", self->endpoint)) {
         if (error)
             *error = zsys_sprintf ("cannot connect to '%s': %s", self->endpoint,
                                    zmq_strerror (zmq_errno ()));
+        zsock_destroy (&dealer);
         return -1;
     }
+    zsock_destroy (&self->dealer);
+    self->dealer = dealer;
     self->sock = zsock_resolve (self->dealer);
     s_send_ready (self);
     self->broker_expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
@@ -436,7 +441,7 @@ s_handle_broker (self_t *self)
     if (msg.command == CART_W_REQUEST)
         s_handle_request (self, &msg);
     else if (msg.command == CART_W_DISCONNECT)
-        s_send_ready (self);
+        self->ready_due = true; //  at the next heartbeat: never a READY storm
 }
 
 static void
@@ -468,8 +473,12 @@ s_timers (self_t *self)
             zsys_info ("worker: broker silent; reconnecting to %s", self->endpoint);
         s_connect (self, NULL);
     }
-    if (now >= self->heartbeat_at)
+    if (now >= self->heartbeat_at) {
+        if (self->ready_due)
+            s_send_ready (self);
+        self->ready_due = false;
         s_send_heartbeat (self);
+    }
 }
 
 static void
@@ -503,6 +512,7 @@ cart_worker_actor (zsock_t *pipe, void *args)
     if (self) {
         s_loop (self);
         s_self_destroy (&self);
+        cart_hash_thread_end ();
         return;
     }
     char *command;
@@ -573,11 +583,26 @@ cart_workers_destroy (cart_workers_t **self_p)
 cart_workers_t *
 cart_workers_new (const cart_worker_config_t *config, size_t threads, char **error)
 {
-    if (config->n_shards == 0 || threads == 0) {
+    if (config->n_shards == 0 || threads == 0 || threads > CART_THREADS_MAX) {
         if (error)
-            *error = zsys_sprintf ("no shards or no threads to run");
+            *error = zsys_sprintf ("a set of workers runs 1 to %d threads on 1 or more "
+                                   "shards",
+                                   CART_THREADS_MAX);
         return NULL;
     }
+    //  A shard owned by two threads would have two partitions: refuse
+    uint8_t *seen = (uint8_t *)calloc (CART_SHARDS_MAX, 1);
+    assert (seen);
+    for (size_t i = 0; i < config->n_shards; i++) {
+        uint32_t shard = config->shards[i];
+        if (shard < CART_SHARDS_MAX && seen[shard]++) {
+            if (error)
+                *error = zsys_sprintf ("shard %u is listed twice", shard);
+            free (seen);
+            return NULL;
+        }
+    }
+    free (seen);
     cart_workers_t *self = (cart_workers_t *)zmalloc (sizeof (cart_workers_t));
     size_t count = threads < config->n_shards ? threads : config->n_shards;
     self->workers = (cart_worker_t **)calloc (count, sizeof (cart_worker_t *));

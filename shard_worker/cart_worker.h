@@ -48,6 +48,10 @@ void cart_worker_destroy (cart_worker_t **self_p);
 //  the all-in-one service).
 typedef struct _cart_workers_t cart_workers_t;
 
+//  Most threads in one set: each costs three libzmq sockets (its pipe's two
+//  ends and its DEALER), and a process has 1,023.
+#define CART_THREADS_MAX 64
+
 //  Start min (threads, config->n_shards) workers; config->shards are dealt
 //  out between them. Returns NULL with *error set (caller frees) when any
 //  of them fails to start; then none runs.

@@ -14,7 +14,7 @@ s_help (FILE *out)
              "Owns the carts of the listed shards and serves them to a broker.\n\n"
              "  --shard LIST     shards to own: 3, 0,2,5 or 0-7 (repeatable)\n"
              "  --broker EP      the broker's backend (default tcp://127.0.0.1:5556)\n"
-             "  --threads N      worker threads sharing the shards (default 1)\n"
+             "  --threads N      worker threads sharing the shards, 1..64 (default 1)\n"
              "  --heartbeat MS   heartbeat interval (default %d)\n"
              "  --verbose        log registrations and reconnections\n"
              "  --help           this text\n\n"
@@ -48,7 +48,7 @@ main (int argc, char **argv)
                 config.broker = optarg;
                 break;
             case 't':
-                if (cart_args_number (optarg, 1, 1024, &threads))
+                if (cart_args_number (optarg, 1, CART_THREADS_MAX, &threads))
                     goto usage;
                 break;
             case 'H':

@@ -372,6 +372,65 @@ test_worker_crash_and_restart (void **state)
     assert_int_equal (s_wait_serving (victim, 10000), CART_OK);
 }
 
+//  A rogue peer on the backend: it takes shard 0 with READY, then answers
+//  a request with correlation ids that are not the request's (0, which
+//  every free slot of a client holds, and a random one). The client must
+//  not take them for results: the request ends at its deadline. When the
+//  rogue leaves, shard 0's real worker gets its shard back by itself.
+static void
+test_rogue_worker (void **state)
+{
+    char id[32];
+    s_customer_on (0, id, sizeof (id));
+    zsock_t *rogue = zsock_new_dealer (s_backend);
+    assert_non_null (rogue);
+    zsock_set_rcvtimeo (rogue, 5000);
+    uint8_t shard[4] = {0, 0, 0, 0};
+    zmsg_t *ready = zmsg_new ();
+    zmsg_addmem (ready, CART_PROTO_WORKER, CART_PROTO_LEN);
+    zmsg_addmem (ready, "\x01", 1);
+    zmsg_addmem (ready, shard, 4);
+    zmsg_send (&ready, rogue);
+    //  Send requests until one reaches the rogue (READY is read first)
+    zmsg_t *request = NULL;
+    int64_t until = zclock_mono () + 5000;
+    while (!request && zclock_mono () < until) {
+        cart_request_t req = {
+            .op = CART_OP_GET, .customer = id, .customer_len = strlen (id)};
+        assert_int_equal (cart_client_send (s_client, &req, 300, NULL, NULL, NULL), 0);
+        cart_result_t result;
+        assert_int_equal (cart_client_recv (s_client, &result, -1), 1);
+        if (result.status == CART_TIMEOUT)
+            request = zmsg_recv (rogue);
+    }
+    assert_non_null (request);
+    //  [proto][REQUEST][shard][client][corr][key][body]: answer with bad corrs
+    zframe_t *client = s_frame_at (request, 3);
+    uint8_t corrs[2][8] = {{0}, {1, 2, 3, 4, 5, 6, 7, 8}};
+    for (int i = 0; i < 2; i++) {
+        zmsg_t *reply = zmsg_new ();
+        zmsg_addmem (reply, CART_PROTO_WORKER, CART_PROTO_LEN);
+        zmsg_addmem (reply, "\x03", 1);
+        zmsg_addmem (reply, zframe_data (client), zframe_size (client));
+        zmsg_addmem (reply, corrs[i], 8);
+        zmsg_addmem (reply, "\x00\xc8", 2);
+        zmsg_addmem (reply, "", 0);
+        zmsg_send (&reply, rogue);
+    }
+    zmsg_destroy (&request);
+    //  A request now: nothing but its own result or its timeout comes back
+    cart_request_t req = {
+        .op = CART_OP_GET, .customer = "other-customer", .customer_len = 14};
+    uint64_t corr = 0;
+    assert_int_equal (cart_client_send (s_client, &req, 2000, NULL, &corr, NULL), 0);
+    cart_result_t result;
+    assert_int_equal (cart_client_recv (s_client, &result, -1), 1);
+    assert_int_equal (result.corr, corr);
+    assert_int_equal (cart_client_pending (s_client), 0);
+    zsock_destroy (&rogue);
+    assert_int_equal (s_wait_serving (id, 10000), CART_OK);
+}
+
 //  kill -9 the broker and start it again on the same endpoints: workers
 //  and the client (the same client object) find it by themselves.
 static void
@@ -399,6 +458,7 @@ main (void)
         cmocka_unit_test (test_pipelined),
         cmocka_unit_test (test_malformed_from_the_bus),
         cmocka_unit_test (test_worker_crash_and_restart),
+        cmocka_unit_test (test_rogue_worker),
         cmocka_unit_test (test_broker_restart),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

@@ -740,6 +740,25 @@ test_operations_endpoints (void **state)
     s_expect_error ("POST", "/healthz", NULL, NULL, 405, NULL);
 }
 
+//  SIGTERM while requests are arriving and in flight: the server stops,
+//  cleanly (s_kill checks exit status 0), instead of blocking on a handler
+//  that is gone.
+static void
+test_stop_under_load (void **state)
+{
+    enum { N = 300 };
+    static int fds[N];
+    const char *request = "GET /items/stopping HTTP/1.1\r\nHost: t\r\n\r\n";
+    for (int i = 0; i < N; i++) {
+        fds[i] = s_connect ();
+        for (int r = 0; r < 3; r++)
+            s_write (fds[i], request, strlen (request));
+    }
+    s_kill (&s_server);
+    for (int i = 0; i < N; i++)
+        close (fds[i]);
+}
+
 //  --------------------------------------------------------------------------
 //  Failures (cluster only)
 
@@ -825,6 +844,7 @@ main (void)
         cmocka_unit_test (test_thousand_connections),
         cmocka_unit_test (test_malformed_requests),
         cmocka_unit_test (test_operations_endpoints),
+        cmocka_unit_test (test_stop_under_load),
     };
     const struct CMUnitTest cluster[] = {
         cmocka_unit_test (test_seed_readme_examples),
@@ -837,6 +857,7 @@ main (void)
         cmocka_unit_test (test_operations_endpoints),
         cmocka_unit_test (test_deadline_504),
         cmocka_unit_test (test_unavailable_503),
+        cmocka_unit_test (test_stop_under_load),
     };
     int failed =
         cmocka_run_group_tests_name ("all-in-one cartd", contract, s_start_cartd, s_stop);
