@@ -68,6 +68,7 @@ typedef struct {
     uint32_t n_shards;
     shard_t *shards;
     worker_t workers[CART_WORKERS_MAX];
+    size_t slots_used;          //  slots ever taken: scans stop there
     int heartbeat_ms;
     int liveness;
     int64_t heartbeat_at;
@@ -254,7 +255,7 @@ s_worker_find (self_t *self, const zmq_msg_t *identity)
 {
     size_t len = zmq_msg_size ((zmq_msg_t *)identity);
     const void *id = zmq_msg_data ((zmq_msg_t *)identity);
-    for (size_t i = 0; i < CART_WORKERS_MAX; i++)
+    for (size_t i = 0; i < self->slots_used; i++)
         if (self->workers[i].id_len == len && memcmp (self->workers[i].id, id, len) == 0)
             return &self->workers[i];
     return NULL;
@@ -269,6 +270,8 @@ s_worker_add (self_t *self, const zmq_msg_t *identity)
             worker_t *worker = &self->workers[i];
             memcpy (worker->id, zmq_msg_data ((zmq_msg_t *)identity), len);
             worker->id_len = len;
+            if (i + 1 > self->slots_used)
+                self->slots_used = i + 1;
             return worker;
         }
     return NULL;
@@ -302,7 +305,7 @@ s_worker_remove (self_t *self, worker_t *worker, const char *why)
                    released);
     worker->id_len = 0;
     self->stats_until = 0;
-    for (size_t i = 0; released && i < CART_WORKERS_MAX; i++)
+    for (size_t i = 0; released && i < self->slots_used; i++)
         if (self->workers[i].id_len)
             s_send_worker_command (self, self->workers[i].id, self->workers[i].id_len,
                                    &s_cmd_disconnect);
@@ -582,7 +585,7 @@ static void
 s_heartbeat (self_t *self)
 {
     int64_t now = zclock_mono ();
-    for (size_t i = 0; i < CART_WORKERS_MAX; i++) {
+    for (size_t i = 0; i < self->slots_used; i++) {
         worker_t *worker = &self->workers[i];
         if (worker->id_len == 0)
             continue;
