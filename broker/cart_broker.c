@@ -68,7 +68,7 @@ typedef struct {
     uint32_t n_shards;
     shard_t *shards;
     worker_t workers[CART_WORKERS_MAX];
-    size_t slots_used;          //  slots ever taken: scans stop there
+    size_t slots_used; //  slots ever taken: scans stop there
     int heartbeat_ms;
     int liveness;
     int64_t heartbeat_at;
@@ -625,22 +625,25 @@ s_drain (self_t *self, void *socket, void (*handle) (self_t *))
 static void
 s_run (self_t *self)
 {
-    zmq_pollitem_t items[] = {{zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0},
-                              {self->back, 0, ZMQ_POLLIN, 0},
+    //  The pipe is looked at once per heartbeat, not in every poll: each
+    //  socket in a zmq_poll costs system calls on every wake-up (libzmq
+    //  checks its mailbox), and a command ($TERM) can wait 100 ms.
+    zmq_pollitem_t items[] = {{self->back, 0, ZMQ_POLLIN, 0},
                               {self->front, 0, ZMQ_POLLIN, 0}};
     while (!self->terminated) {
         int64_t wait = self->heartbeat_at - zclock_mono ();
-        int rc = zmq_poll (items, 3, wait > 0 ? (long)wait : 0);
+        int rc = zmq_poll (items, 2, wait > 0 ? (long)wait : 0);
         if (rc == -1 && zmq_errno () != EINTR)
             break; //  the context is going away
         if (items[0].revents & ZMQ_POLLIN)
-            s_handle_pipe (self);
-        if (items[1].revents & ZMQ_POLLIN)
             s_drain (self, self->back, s_handle_backend);
-        if (items[2].revents & ZMQ_POLLIN)
+        if (items[1].revents & ZMQ_POLLIN)
             s_drain (self, self->front, s_handle_frontend);
-        if (zclock_mono () >= self->heartbeat_at)
+        if (zclock_mono () >= self->heartbeat_at) {
             s_heartbeat (self);
+            if (zsock_events (self->pipe) & ZMQ_POLLIN)
+                s_handle_pipe (self);
+        }
     }
 }
 

@@ -29,6 +29,7 @@
 #define PENDING_MAX  16384
 #define NONE         UINT32_MAX
 #define HANDLERS_MAX 64
+#define PIPE_MS      50 //  how often a handler looks at its command pipe
 
 //  HTTP statuses counted by metrics; the last entry counts any other
 static const int s_statuses[] = {200, 201, 204, 400, 404, 405,
@@ -389,15 +390,20 @@ s_handler_destroy (handler_t **self_p)
 static void
 s_handler_loop (handler_t *self)
 {
+    //  The pipe is looked at every PIPE_MS, not in every poll: each socket
+    //  in a zmq_poll costs system calls on every wake-up
     void *http = zsock_resolve (self->http);
+    int64_t pipe_at = 0;
     while (!self->terminated) {
-        zmq_pollitem_t items[] = {{zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0},
-                                  {http, 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[] = {{http, 0, ZMQ_POLLIN, 0},
                                   {cart_client_handle (self->client), 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll (items, 3, cart_client_next_timeout (self->client));
+        int timeout = cart_client_next_timeout (self->client);
+        int rc =
+            zmq_poll (items, 2, timeout < 0 || timeout > PIPE_MS ? PIPE_MS : timeout);
         if (rc == -1 && zmq_errno () != EINTR)
             break;
-        if (items[0].revents & ZMQ_POLLIN) {
+        int64_t now = zclock_mono ();
+        if (now >= pipe_at && (zsock_events (self->pipe) & ZMQ_POLLIN)) {
             char *command = zstr_recv (self->pipe);
             if (command && streq (command, "QUIET")) {
                 self->quiet = true;
@@ -406,6 +412,8 @@ s_handler_loop (handler_t *self)
                 self->terminated = true;
             zstr_free (&command);
         }
+        if (now >= pipe_at)
+            pipe_at = now + PIPE_MS;
         for (int i = 0; i < 256 && (zsock_events (self->http) & ZMQ_POLLIN); i++)
             s_handle_http (self);
         cart_result_t result;

@@ -240,15 +240,24 @@ cart_client_send_command (cart_client_t *self, int command, int timeout_ms, void
 //  Reads one whole message into self->parts; false when none is waiting.
 //  A message of more frames than a reply has is read and dropped whole.
 static bool
-s_recv_parts (cart_client_t *self)
+s_recv_parts (cart_client_t *self, int64_t wait_ms)
 {
     s_release_parts (self);
+    //  Waiting in a blocking receive costs one system call where zmq_poll
+    //  costs several (it checks the socket's mailbox before and after)
+    int flags = ZMQ_DONTWAIT;
+    if (wait_ms != 0) {
+        int timeout = wait_ms < 0 || wait_ms > INT32_MAX ? -1 : (int)wait_ms;
+        zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &timeout, sizeof (timeout));
+        flags = 0;
+    }
     zmq_msg_t spare;
     size_t count = 0;
     while (true) {
         zmq_msg_t *part = count < CART_FRAMES_MAX ? &self->parts[count] : &spare;
         zmq_msg_init (part);
-        if (zmq_msg_recv (part, self->sock, ZMQ_DONTWAIT) == -1) {
+        //  The first frame may be waited for; the rest of a message is there
+        if (zmq_msg_recv (part, self->sock, count ? ZMQ_DONTWAIT : flags) == -1) {
             zmq_msg_close (part);
             self->n_parts = count < CART_FRAMES_MAX ? count : CART_FRAMES_MAX;
             return count > 0;
@@ -322,22 +331,28 @@ cart_client_recv (cart_client_t *self, cart_result_t *result, int wait_ms)
     assert (self);
     int64_t until = wait_ms < 0 ? INT64_MAX : zclock_mono () + wait_ms;
     while (true) {
-        while (s_recv_parts (self))
+        int64_t now = zclock_mono ();
+        if (self->head != NONE && self->slots[self->head].deadline <= now) {
+            //  A deadline has passed: replies already here win over it
+            while (s_recv_parts (self, 0))
+                if (s_take_reply (self, result))
+                    return 1;
+            if (s_take_expired (self, result))
+                return 1;
+        }
+        int64_t wait = now >= until ? 0 : until - now;
+        int deadline = cart_client_next_timeout (self);
+        if (deadline >= 0 && (wait < 0 || deadline < wait))
+            wait = deadline;
+        if (wait_ms < 0 && deadline < 0)
+            wait = -1; //  no deadline to watch: wait for a reply
+        if (s_recv_parts (self, wait)) {
             if (s_take_reply (self, result))
                 return 1;
-        s_release_parts (self);
-        if (s_take_expired (self, result))
-            return 1;
-        int64_t now = zclock_mono ();
-        if (now >= until)
-            return 0;
-        int64_t wait = until - now;
-        int deadline = cart_client_next_timeout (self);
-        if (deadline >= 0 && deadline < wait)
-            wait = deadline;
-        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll (&item, 1, (long)(wait > INT32_MAX ? -1 : wait)) == -1)
-            return 0; //  interrupted
+            continue; //  malformed or late: look again
+        }
+        if (zmq_errno () == EINTR || zclock_mono () >= until)
+            return 0; //  interrupted, or waited long enough
     }
 }
 

@@ -402,14 +402,15 @@ s_handle_request (self_t *self, const cart_msg_t *msg)
 //  The loop
 
 static bool
-s_recv (self_t *self)
+s_recv (self_t *self, int flags)
 {
     self->n_parts = 0;
     zmq_msg_t spare;
     while (true) {
         zmq_msg_t *part = self->n_parts < PARTS ? &self->parts[self->n_parts] : &spare;
         zmq_msg_init (part);
-        if (zmq_msg_recv (part, self->sock, ZMQ_DONTWAIT) == -1) {
+        //  Only the first frame may be waited for: the rest is there
+        if (zmq_msg_recv (part, self->sock, self->n_parts ? ZMQ_DONTWAIT : flags) == -1) {
             zmq_msg_close (part);
             return self->n_parts > 0;
         }
@@ -445,9 +446,13 @@ s_handle_broker (self_t *self)
 }
 
 static void
-s_drain (self_t *self)
+s_drain (self_t *self, int wait_ms)
 {
-    for (int i = 0; i < 256 && s_recv (self); i++) {
+    //  A blocking receive with a timeout waits at the cost of one system
+    //  call, where zmq_poll costs several (it checks the socket's mailbox
+    //  before and after); then what else is queued is read without waiting
+    zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof (wait_ms));
+    for (int i = 0; i < 256 && s_recv (self, i ? ZMQ_DONTWAIT : 0); i++) {
         s_handle_broker (self);
         size_t n = self->n_parts < PARTS ? self->n_parts : PARTS;
         for (size_t p = 0; p < n; p++)
@@ -485,16 +490,12 @@ static void
 s_loop (self_t *self)
 {
     while (!self->terminated) {
-        zmq_pollitem_t items[] = {{zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0},
-                                  {self->sock, 0, ZMQ_POLLIN, 0}};
+        //  The pipe is looked at once per heartbeat (see cart_broker.c)
         int64_t wait = self->heartbeat_at - zclock_mono ();
-        int rc = zmq_poll (items, 2, wait > 0 ? (long)wait : 0);
-        if (rc == -1 && zmq_errno () != EINTR)
-            break;
-        if (items[0].revents & ZMQ_POLLIN)
+        s_drain (self, wait > 0 ? (int)wait : 0);
+        if (zclock_mono () >= self->heartbeat_at &&
+            (zsock_events (self->pipe) & ZMQ_POLLIN))
             s_handle_pipe (self);
-        if (items[1].revents & ZMQ_POLLIN)
-            s_drain (self);
         s_timers (self);
     }
 }
