@@ -70,9 +70,11 @@ stop_redis
 trap - EXIT
 redis_rps=$(sed -n 's/^SET: \([0-9.]*\) requests per second.*/\1/p' <<<"$redis_line")
 echo
+mkdir -p bench/results
 if [ -n "$redis_rps" ]; then
-    build/bin/bench_bus --redis-rps "$redis_rps" "$@"
+    build/bin/bench_bus --redis-rps "$redis_rps" "$@" | tee bench/results/bus.md
 else
     log "no figure from redis-benchmark: running bench_bus alone"
-    build/bin/bench_bus "$@"
+    build/bin/bench_bus "$@" | tee bench/results/bus.md
 fi
+log "table saved as bench/results/bus.md; bash bench/plot_bus.sh draws bench/bus.png"
