@@ -165,30 +165,14 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, char **error)
 static bool
 s_recv (self_t *self, void *socket)
 {
-    self->n_parts = 0;
-    zmq_msg_t spare;
-    while (true) {
-        zmq_msg_t *part = self->n_parts < PARTS ? &self->parts[self->n_parts] : &spare;
-        zmq_msg_init (part);
-        if (zmq_msg_recv (part, socket, ZMQ_DONTWAIT) == -1) {
-            zmq_msg_close (part);
-            return self->n_parts > 0;
-        }
-        self->n_parts++;
-        bool more = zmq_msg_more (part);
-        if (part == &spare)
-            zmq_msg_close (part);
-        if (!more)
-            return true;
-    }
+    self->n_parts = cart_msg_recv (socket, self->parts, PARTS, ZMQ_DONTWAIT);
+    return self->n_parts > 0;
 }
 
 static void
 s_close_parts (self_t *self)
 {
-    size_t n = self->n_parts < PARTS ? self->n_parts : PARTS;
-    for (size_t i = 0; i < n; i++)
-        zmq_msg_close (&self->parts[i]);
+    cart_msg_close (self->parts, PARTS, self->n_parts);
     self->n_parts = 0;
 }
 

@@ -251,28 +251,11 @@ s_recv_parts (cart_client_t *self, int64_t wait_ms)
         zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &timeout, sizeof (timeout));
         flags = 0;
     }
-    zmq_msg_t spare;
-    size_t count = 0;
-    while (true) {
-        zmq_msg_t *part = count < CART_FRAMES_MAX ? &self->parts[count] : &spare;
-        zmq_msg_init (part);
-        //  The first frame may be waited for; the rest of a message is there
-        if (zmq_msg_recv (part, self->sock, count ? ZMQ_DONTWAIT : flags) == -1) {
-            zmq_msg_close (part);
-            self->n_parts = count < CART_FRAMES_MAX ? count : CART_FRAMES_MAX;
-            return count > 0;
-        }
-        count++;
-        bool more = zmq_msg_more (part);
-        if (part == &spare)
-            zmq_msg_close (part);
-        if (!more) {
-            self->n_parts = count < CART_FRAMES_MAX ? count : CART_FRAMES_MAX;
-            if (count > CART_FRAMES_MAX)
-                s_release_parts (self);
-            return true;
-        }
-    }
+    size_t count = cart_msg_recv (self->sock, self->parts, CART_FRAMES_MAX, flags);
+    self->n_parts = count < CART_FRAMES_MAX ? count : CART_FRAMES_MAX;
+    if (count > CART_FRAMES_MAX)
+        s_release_parts (self); //  longer than any reply: dropped whole
+    return count > 0;
 }
 
 //  Matches the received message to its request. Returns 1 and fills

@@ -246,6 +246,34 @@ cart_msg_parse_worker (const cart_frame_t *frames, size_t n, uint32_t shards,
     }
 }
 
+size_t
+cart_msg_recv (void *socket, zmq_msg_t *parts, size_t max, int flags)
+{
+    size_t count = 0;
+    zmq_msg_t spare;
+    while (true) {
+        zmq_msg_t *part = count < max ? &parts[count] : &spare;
+        zmq_msg_init (part);
+        if (zmq_msg_recv (part, socket, count ? ZMQ_DONTWAIT : flags) == -1) {
+            zmq_msg_close (part);
+            return count;
+        }
+        count++;
+        bool more = zmq_msg_more (part);
+        if (part == &spare)
+            zmq_msg_close (part);
+        if (!more)
+            return count;
+    }
+}
+
+void
+cart_msg_close (zmq_msg_t *parts, size_t max, size_t count)
+{
+    for (size_t i = 0; i < count && i < max; i++)
+        zmq_msg_close (&parts[i]);
+}
+
 uint32_t
 cart_msg_shard_at (const cart_msg_t *msg, size_t i)
 {

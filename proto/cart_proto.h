@@ -12,6 +12,7 @@
 #define CART_PROTO_H_INCLUDED
 
 #include <msgpack.h>
+#include <zmq.h>
 #include "cart_types.h"
 
 #define CART_PROTO_CLIENT  "CARTC01" //  client <-> broker frontend
@@ -98,6 +99,17 @@ size_t cart_msg_frames_worker (cart_msg_t *msg, cart_frame_t *frames);
 
 //  Read a w-ready's shard number i (0 .. n_shards-1).
 uint32_t cart_msg_shard_at (const cart_msg_t *msg, size_t i);
+
+//  Receives one whole message from a libzmq socket into parts[0..max):
+//  the first frame with flags (0 waits, up to the socket's ZMQ_RCVTIMEO;
+//  ZMQ_DONTWAIT does not), the rest of the message without waiting.
+//  Frames past max are read and dropped but counted, so that a parser
+//  sees the message as too long. Returns the frame count, or 0 when no
+//  message came. Close the parts with cart_msg_close.
+size_t cart_msg_recv (void *socket, zmq_msg_t *parts, size_t max, int flags);
+
+//  Closes the parts that cart_msg_recv filled (count as it returned).
+void cart_msg_close (zmq_msg_t *parts, size_t max, size_t count);
 
 //  Big-endian fixed-width fields.
 void cart_put_u64 (uint8_t *p, uint64_t value);

@@ -404,23 +404,8 @@ s_handle_request (self_t *self, const cart_msg_t *msg)
 static bool
 s_recv (self_t *self, int flags)
 {
-    self->n_parts = 0;
-    zmq_msg_t spare;
-    while (true) {
-        zmq_msg_t *part = self->n_parts < PARTS ? &self->parts[self->n_parts] : &spare;
-        zmq_msg_init (part);
-        //  Only the first frame may be waited for: the rest is there
-        if (zmq_msg_recv (part, self->sock, self->n_parts ? ZMQ_DONTWAIT : flags) == -1) {
-            zmq_msg_close (part);
-            return self->n_parts > 0;
-        }
-        self->n_parts++;
-        bool more = zmq_msg_more (part);
-        if (part == &spare)
-            zmq_msg_close (part);
-        if (!more)
-            return true;
-    }
+    self->n_parts = cart_msg_recv (self->sock, self->parts, PARTS, flags);
+    return self->n_parts > 0;
 }
 
 static void
@@ -454,9 +439,7 @@ s_drain (self_t *self, int wait_ms)
     zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof (wait_ms));
     for (int i = 0; i < 256 && s_recv (self, i ? ZMQ_DONTWAIT : 0); i++) {
         s_handle_broker (self);
-        size_t n = self->n_parts < PARTS ? self->n_parts : PARTS;
-        for (size_t p = 0; p < n; p++)
-            zmq_msg_close (&self->parts[p]);
+        cart_msg_close (self->parts, PARTS, self->n_parts);
     }
 }
 

@@ -16,6 +16,7 @@
 #include "cart_client.h"
 #include "cart_hash.h"
 #include "cart_ring.h"
+#include "test_process.h"
 
 #define SHARDS 3
 
@@ -28,72 +29,14 @@ static cart_client_t *s_client;
 //  --------------------------------------------------------------------------
 //  Processes
 
-//  Starts BIN_DIR/program with args (NULL-terminated) and returns its pid;
-//  copies the first line it prints into line (when not NULL), waiting at
-//  most 10 s for it.
-static pid_t
-s_spawn (char *line, size_t line_size, const char *program, ...)
-{
-    char *argv[16];
-    char path[512];
-    snprintf (path, sizeof (path), "%s/%s", CART_BIN_DIR, program);
-    argv[0] = path;
-    va_list args;
-    va_start (args, program);
-    int argc = 1;
-    while ((argv[argc] = va_arg (args, char *)) && argc < 15)
-        argc++;
-    va_end (args);
-    int out[2];
-    assert_int_equal (pipe (out), 0);
-    pid_t pid = fork ();
-    assert_true (pid >= 0);
-    if (pid == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL); //  never outlive the test
-        dup2 (out[1], STDOUT_FILENO);
-        close (out[0]);
-        close (out[1]);
-        execv (path, argv);
-        _exit (127);
-    }
-    close (out[1]);
-    size_t used = 0;
-    char c;
-    struct pollfd item = {out[0], POLLIN, 0};
-    while (line && used + 1 < line_size && poll (&item, 1, 10000) == 1 &&
-           read (out[0], &c, 1) == 1 && c != '\n')
-        line[used++] = c;
-    if (line) {
-        line[used] = 0;
-        assert_true (used > 0);
-    }
-    close (out[0]);
-    return pid;
-}
-
-//  Stops a process; after SIGTERM it must have shut down cleanly: exit
-//  status 0 (under the sanitizers, also no leak or error reported).
-static void
-s_kill (pid_t *pid, int signal)
-{
-    if (*pid <= 0)
-        return;
-    kill (*pid, signal);
-    int status = 0;
-    waitpid (*pid, &status, 0);
-    *pid = 0;
-    if (signal == SIGTERM && (!WIFEXITED (status) || WEXITSTATUS (status) != 0))
-        fail_msg ("a process did not stop cleanly on SIGTERM (status 0x%x)", status);
-}
-
 static void
 s_start_broker (const char *frontend, const char *backend)
 {
     char line[512];
     char shards[8];
     snprintf (shards, sizeof (shards), "%d", SHARDS);
-    s_broker = s_spawn (line, sizeof (line), "broker", "--frontend", frontend,
-                        "--backend", backend, "--shards", shards, NULL);
+    s_broker = test_spawn (line, sizeof (line), "broker", "--frontend", frontend,
+                           "--backend", backend, "--shards", shards, NULL);
     //  "broker: clients on EP, workers on EP, S shards"
     assert_int_equal (sscanf (line, "broker: clients on %127[^,], workers on %127[^,],",
                               s_frontend, s_backend),
@@ -106,8 +49,8 @@ s_start_worker (int shard)
     char list[8];
     snprintf (list, sizeof (list), "%d", shard);
     char line[256];
-    s_workers[shard] = s_spawn (line, sizeof (line), "shard_worker", "--broker",
-                                s_backend, "--shard", list, NULL);
+    s_workers[shard] = test_spawn (line, sizeof (line), "shard_worker", "--broker",
+                                   s_backend, "--shard", list, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -177,7 +120,7 @@ s_setup (void **state)
     char id[32];
     for (uint32_t shard = 0; shard < SHARDS; shard++) {
         s_customer_on (shard, id, sizeof (id));
-        assert_int_equal (s_wait_serving (id, 10000), CART_OK);
+        assert_int_equal (s_wait_serving (id, 30000), CART_OK);
     }
     return 0;
 }
@@ -187,8 +130,8 @@ s_teardown (void **state)
 {
     cart_client_destroy (&s_client);
     for (int i = 0; i < SHARDS; i++)
-        s_kill (&s_workers[i], SIGTERM);
-    s_kill (&s_broker, SIGTERM);
+        test_kill (&s_workers[i], SIGTERM);
+    test_kill (&s_broker, SIGTERM);
     return 0;
 }
 
@@ -356,7 +299,7 @@ test_worker_crash_and_restart (void **state)
     assert_int_equal (s_call (CART_OP_ADD, other, "keep", 1, NULL), CART_CREATED);
 
     int64_t killed_at = zclock_mono ();
-    s_kill (&s_workers[1], SIGKILL);
+    test_kill (&s_workers[1], SIGKILL);
     int status;
     do
         status = s_call (CART_OP_GET, victim, NULL, 0, NULL);
@@ -369,7 +312,7 @@ test_worker_crash_and_restart (void **state)
     assert_int_equal (s_call (CART_OP_ADD, other, "keep", 1, NULL), CART_OK);
 
     s_start_worker (1);
-    assert_int_equal (s_wait_serving (victim, 10000), CART_OK);
+    assert_int_equal (s_wait_serving (victim, 30000), CART_OK);
 }
 
 //  A rogue peer on the backend: it takes shard 0 with READY, then answers
@@ -428,7 +371,7 @@ test_rogue_worker (void **state)
     assert_int_equal (result.corr, corr);
     assert_int_equal (cart_client_pending (s_client), 0);
     zsock_destroy (&rogue);
-    assert_int_equal (s_wait_serving (id, 10000), CART_OK);
+    assert_int_equal (s_wait_serving (id, 30000), CART_OK);
 }
 
 //  kill -9 the broker and start it again on the same endpoints: workers
@@ -441,12 +384,12 @@ test_broker_restart (void **state)
     snprintf (backend, sizeof (backend), "%s", s_backend);
     char id[32];
     s_customer_on (0, id, sizeof (id));
-    s_kill (&s_broker, SIGKILL);
+    test_kill (&s_broker, SIGKILL);
     s_start_broker (frontend, backend);
     assert_string_equal (s_frontend, frontend);
     for (uint32_t shard = 0; shard < SHARDS; shard++) {
         s_customer_on (shard, id, sizeof (id));
-        assert_int_equal (s_wait_serving (id, 10000), CART_OK);
+        assert_int_equal (s_wait_serving (id, 30000), CART_OK);
     }
 }
 
