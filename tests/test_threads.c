@@ -35,9 +35,14 @@ s_get (cart_client_t *client, const char *customer)
 static void
 s_run_cluster (uint32_t shards, size_t threads, int sample)
 {
-    cart_broker_config_t config = {.frontend = "inproc://test-threads-front",
-                                   .backend = "inproc://test-threads-back",
-                                   .shards = shards};
+    //  Fresh endpoint names for each cluster: libzmq releases an inproc
+    //  name when the reaper thread closes the socket, not at zmq_close
+    static int clusters;
+    char frontend[64], backend[64];
+    snprintf (frontend, sizeof (frontend), "inproc://test-threads-front-%d", clusters);
+    snprintf (backend, sizeof (backend), "inproc://test-threads-back-%d", clusters++);
+    cart_broker_config_t config = {
+        .frontend = frontend, .backend = backend, .shards = shards};
     char *error = NULL;
     cart_broker_t *broker = cart_broker_new (&config, &error);
     assert_non_null (broker);
