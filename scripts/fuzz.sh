@@ -43,7 +43,7 @@ mkdir -p "$out/logs"
 cflags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra
         "-fsanitize=fuzzer,address,undefined" -fno-sanitize-recover=all
         -Iproto -Ihttp_front -Itests/fuzz)
-libs=(-lmsgpackc -ljansson -lm)
+libs=(-lmsgpackc -ljansson -lzmq -lm)
 
 passed=0
 failed=0
