@@ -214,21 +214,39 @@ s_error_body (uint8_t *buffer, size_t capacity, const char *text)
     return len + 2;
 }
 
-//  Answers the current client message (parts: identity, protocol, command,
-//  corr, ...) with a status and an error message, without its worker.
-static void
-s_reply_error (self_t *self, uint16_t status, const char *text)
+//  Sends the head of the broker's own answer to the current client message
+//  (parts: identity, protocol, command, corr, ...): [client][protocol]
+//  [REPLY][corr][status], the body frame to follow. Returns -1 when the
+//  client is gone (nothing was sent).
+static int
+s_reply_head (self_t *self, uint16_t status)
 {
     uint8_t status_wire[2] = {(uint8_t)(status >> 8), (uint8_t)status};
-    uint8_t body[260];
-    size_t body_size = s_error_body (body, sizeof (body), text);
     if (s_send_part (self, 0, self->front, 1) == -1)
-        return; //  the client is gone
+        return -1;
     s_send_const (self->front, CART_PROTO_CLIENT, CART_PROTO_LEN, 1);
     s_send_const (self->front, &s_cmd_reply, 1, 1);
     s_send_part (self, 3, self->front, 1);
     zmq_send (self->front, status_wire, 2, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    zmq_send (self->front, body, body_size, ZMQ_DONTWAIT);
+    return 0;
+}
+
+//  Answers the current client message with a status and a body.
+static void
+s_reply_body (self_t *self, uint16_t status, const void *body, size_t size)
+{
+    if (s_reply_head (self, status) == 0)
+        zmq_send (self->front, body, size, ZMQ_DONTWAIT);
+}
+
+//  Answers the current client message with a status and an error message,
+//  without its worker.
+static void
+s_reply_error (self_t *self, uint16_t status, const char *text)
+{
+    uint8_t body[260];
+    size_t body_size = s_error_body (body, sizeof (body), text);
+    s_reply_body (self, status, body, body_size);
 }
 
 //  --------------------------------------------------------------------------
@@ -462,19 +480,6 @@ s_route_request (self_t *self, const cart_msg_t *msg)
 }
 
 static void
-s_reply_body (self_t *self, uint16_t status, const void *body, size_t size)
-{
-    uint8_t status_wire[2] = {(uint8_t)(status >> 8), (uint8_t)status};
-    if (s_send_part (self, 0, self->front, 1) == -1)
-        return;
-    s_send_const (self->front, CART_PROTO_CLIENT, CART_PROTO_LEN, 1);
-    s_send_const (self->front, &s_cmd_reply, 1, 1);
-    s_send_part (self, 3, self->front, 1);
-    zmq_send (self->front, status_wire, 2, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    zmq_send (self->front, body, size, ZMQ_DONTWAIT);
-}
-
-static void
 s_build_stats (self_t *self)
 {
     msgpack_sbuffer buffer;
@@ -507,13 +512,8 @@ s_reply_stats (self_t *self)
 {
     if (zclock_mono () >= self->stats_until)
         s_build_stats (self);
-    uint8_t status_wire[2] = {CART_OK >> 8, CART_OK & 0xFF};
-    if (s_send_part (self, 0, self->front, 1) == -1)
+    if (s_reply_head (self, CART_OK) == -1)
         return;
-    s_send_const (self->front, CART_PROTO_CLIENT, CART_PROTO_LEN, 1);
-    s_send_const (self->front, &s_cmd_reply, 1, 1);
-    s_send_part (self, 3, self->front, 1);
-    zmq_send (self->front, status_wire, 2, ZMQ_DONTWAIT | ZMQ_SNDMORE);
     zmq_msg_t body;
     zmq_msg_init (&body);
     zmq_msg_copy (&body, &self->stats);
