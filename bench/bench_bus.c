@@ -54,7 +54,7 @@ typedef struct {
     size_t threads; //  worker threads
     bench_result_t result;
     bool failed;
-    char *error;
+    char error[512]; //  why the row failed, copied from the error buffer
 } row_t;
 
 //  --------------------------------------------------------------------------
@@ -423,7 +423,7 @@ s_print_progress (const row_t *rows, size_t index, size_t total)
     printf ("[%zu/%zu] %-6s %-15s ", index + 1, total, row->transport,
             s_row_name (row, name, sizeof (name)));
     if (row->failed) {
-        printf ("FAILED: %s\n", row->error ? row->error : "?");
+        printf ("FAILED: %s\n", row->error);
         fflush (stdout);
         return;
     }
@@ -475,7 +475,7 @@ s_print_table (const row_t *rows, size_t n)
         printf ("| %s | %s | ", s_row_name (row, name, sizeof (name)), row->transport);
         if (row->failed)
             printf ("%u | %zu | failed: %s |||||||||| \n", row->shards, row->threads,
-                    row->error ? row->error : "?");
+                    row->error);
         else
             s_print_cells (row, s_ceiling (rows, n, row));
     }
@@ -530,16 +530,19 @@ static void
 s_run_row (const options_t *self, row_t *row)
 {
     int rc;
+    const char *error = NULL;
     if (row->raw)
         rc = bench_raw_run (row->transport, row->frames, self->io_threads, &self->load,
-                            &row->result, &row->error);
+                            &row->result, &error);
     else {
         bench_cart_config_t cart = self->cart;
         cart.transport = row->transport;
         cart.shards = row->shards;
-        rc = bench_cart_run (&cart, &self->load, &row->result, &row->error);
+        rc = bench_cart_run (&cart, &self->load, &row->result, &error);
     }
     row->failed = rc != 0;
+    if (row->failed)
+        snprintf (row->error, sizeof (row->error), "%s", error ? error : "?");
 }
 
 //  Lays out the rows: per transport, the raw ceiling, then each shard count.
@@ -595,8 +598,6 @@ main (int argc, char **argv)
     }
     s_print_table (rows, n);
     s_print_summary (&options, rows, n);
-    for (size_t i = 0; i < n; i++)
-        free (rows[i].error);
     free (rows);
     return all_ran ? 0 : 1;
 }

@@ -105,7 +105,7 @@ s_cluster_names (cluster_t *self)
 }
 
 static int
-s_cluster_start (cluster_t *self, char **error)
+s_cluster_start (cluster_t *self, const char **error)
 {
     static int instance = 0;
     char front[64], back[64];
@@ -124,6 +124,7 @@ s_cluster_start (cluster_t *self, char **error)
     for (uint32_t i = 0; i < self->config->shards; i++)
         list[i] = i;
     cart_worker_config_t workers = {.broker = cart_broker_backend (self->broker),
+                                    .cluster_shards = self->config->shards,
                                     .shards = list,
                                     .n_shards = self->config->shards};
     self->workers = cart_workers_new (&workers, self->config->worker_threads, error);
@@ -158,11 +159,11 @@ s_all_live (const void *body, size_t size, uint32_t shards)
 
 //  Asks the broker for STATS until every shard has a live worker.
 static int
-s_wait_serving (cluster_t *self, cart_client_t *client, char **error)
+s_wait_serving (cluster_t *self, cart_client_t *client, const char **error)
 {
     int64_t deadline = bench_now_ns () + (int64_t)READY_MS * 1000000;
     while (bench_now_ns () < deadline) {
-        if (cart_client_send_command (client, CART_C_STATS, 1000, NULL, NULL)) {
+        if (cart_client_send_command (client, CART_CMD_STATS, 1000, NULL, NULL)) {
             if (s_wait_writable (client, deadline))
                 break;
             continue;
@@ -173,14 +174,14 @@ s_wait_serving (cluster_t *self, cart_client_t *client, char **error)
             s_all_live (result.body, result.body_size, self->config->shards))
             return 0;
     }
-    *error = zsys_sprintf ("the %u shards were not all served within %d ms",
-                           self->config->shards, READY_MS);
+    *error = cart_errorf ("the %u shards were not all served within %d ms",
+                          self->config->shards, READY_MS);
     return -1;
 }
 
 //  Puts BENCH_PREFILL_ITEMS items in every cart, a window at a time.
 static int
-s_prefill (cluster_t *self, cart_client_t *client, char **error)
+s_prefill (cluster_t *self, cart_client_t *client, const char **error)
 {
     size_t total = self->config->customers * BENCH_PREFILL_ITEMS;
     size_t sent = 0, done = 0, failed = 0;
@@ -203,8 +204,8 @@ s_prefill (cluster_t *self, cart_client_t *client, char **error)
     }
     if (done == total && failed == 0)
         return 0;
-    *error = zsys_sprintf ("filling the carts: %zu of %zu done, %zu failed", done, total,
-                           failed);
+    *error = cart_errorf ("filling the carts: %zu of %zu done, %zu failed", done, total,
+                          failed);
     return -1;
 }
 
@@ -212,7 +213,7 @@ s_prefill (cluster_t *self, cart_client_t *client, char **error)
 //  The clients
 
 static void *
-s_driver_open (void *arg, size_t index, size_t window, char **error)
+s_driver_open (void *arg, size_t index, size_t window, const char **error)
 {
     const cluster_t *cluster = (const cluster_t *)arg;
     cart_client_t *client =
@@ -221,7 +222,7 @@ s_driver_open (void *arg, size_t index, size_t window, char **error)
         return NULL;
     if (s_wait_writable (client, bench_now_ns () + (int64_t)CONNECT_MS * 1000000)) {
         *error =
-            zsys_sprintf ("client %zu: no connection within %d ms", index, CONNECT_MS);
+            cart_errorf ("client %zu: no connection within %d ms", index, CONNECT_MS);
         cart_client_destroy (&client);
         return NULL;
     }
@@ -291,7 +292,7 @@ static const bench_ops_t s_ops = {s_driver_open, s_driver_send, s_driver_recv,
 
 int
 bench_cart_run (const bench_cart_config_t *config, const bench_load_t *load,
-                bench_result_t *result, char **error)
+                bench_result_t *result, const char **error)
 {
     cluster_t self = {.config = config};
     s_cluster_names (&self);

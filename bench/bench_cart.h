@@ -35,6 +35,6 @@ typedef struct {
 //  Runs one configuration with load and fills *result. Returns 0, or -1
 //  with *error set (the caller frees).
 int bench_cart_run (const bench_cart_config_t *config, const bench_load_t *load,
-                    bench_result_t *result, char **error);
+                    bench_result_t *result, const char **error);
 
 #endif

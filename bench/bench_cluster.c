@@ -41,27 +41,27 @@ bench_place_name (bench_place_t place)
 
 //  Moves the calling thread (and the threads it will create) to one CPU.
 static int
-s_pin (int cpu, char **error)
+s_pin (int cpu, const char **error)
 {
     cpu_set_t set;
     CPU_ZERO (&set);
     CPU_SET (cpu, &set);
     int rc = pthread_setaffinity_np (pthread_self (), sizeof (set), &set);
     if (rc)
-        *error = zsys_sprintf ("cannot pin to CPU %d: %s", cpu, strerror (rc));
+        *error = cart_errorf ("cannot pin to CPU %d: %s", cpu, strerror (rc));
     return rc ? -1 : 0;
 }
 
 //  Asks the broker for STATS until it counts every shard live. Returns 0,
 //  or -1 with *error set at the deadline.
 static int
-s_wait_live (bench_cluster_t *self, char **error)
+s_wait_live (bench_cluster_t *self, const char **error)
 {
     int64_t until = zclock_mono () + BENCH_CLUSTER_START_MS;
     size_t live = 0;
     while (zclock_mono () < until) {
         cart_result_t result;
-        if (cart_client_send_command (self->client, CART_C_STATS, 1000, NULL, NULL) ||
+        if (cart_client_send_command (self->client, CART_CMD_STATS, 1000, NULL, NULL) ||
             cart_client_recv (self->client, &result, 2000) != 1 ||
             result.status != CART_OK)
             continue;
@@ -76,14 +76,14 @@ s_wait_live (bench_cluster_t *self, char **error)
         if (live == self->shards)
             return 0;
     }
-    *error = zsys_sprintf ("only %zu of %u shards live after %d ms", live, self->shards,
-                           BENCH_CLUSTER_START_MS);
+    *error = cart_errorf ("only %zu of %u shards live after %d ms", live, self->shards,
+                          BENCH_CLUSTER_START_MS);
     return -1;
 }
 
 //  Starts the broker, the workers and the client, each under its CPU mask.
 static int
-s_start (bench_cluster_t *self, const bench_cluster_config_t *config, char **error)
+s_start (bench_cluster_t *self, const bench_cluster_config_t *config, const char **error)
 {
     static int generation = 0; //  fresh inproc names for every cluster
     char frontend[64], backend[64];
@@ -102,8 +102,10 @@ s_start (bench_cluster_t *self, const bench_cluster_config_t *config, char **err
     assert (list);
     for (uint32_t i = 0; i < config->shards; i++)
         list[i] = i;
-    cart_worker_config_t worker = {
-        .broker = backend, .shards = list, .n_shards = config->shards};
+    cart_worker_config_t worker = {.broker = backend,
+                                   .cluster_shards = config->shards,
+                                   .shards = list,
+                                   .n_shards = config->shards};
     self->workers = cart_workers_new (&worker, config->workers, error);
     free (list);
     if (!self->workers)
@@ -115,7 +117,7 @@ s_start (bench_cluster_t *self, const bench_cluster_config_t *config, char **err
 }
 
 bench_cluster_t *
-bench_cluster_new (const bench_cluster_config_t *config, char **error)
+bench_cluster_new (const bench_cluster_config_t *config, const char **error)
 {
     bench_cluster_t *self = (bench_cluster_t *)zmalloc (sizeof (bench_cluster_t));
     assert (self);

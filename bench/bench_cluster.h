@@ -5,7 +5,7 @@
 
         bench_cluster_config_t config = {.shards = 100, .workers = 2,
                                          .place = BENCH_PLACE_ONE};
-        char *error = NULL;
+        const char *error = NULL;
         bench_cluster_t *cluster = bench_cluster_new (&config, &error);
         cart_client_t *client = bench_cluster_client (cluster);
         ...
@@ -52,7 +52,8 @@ typedef struct _bench_cluster_t bench_cluster_t;
 //  Start a cluster and wait until every shard is live. Returns NULL with
 //  *error set (the caller frees) when a part fails to start, a CPU cannot
 //  be used, or the shards are not live in time.
-bench_cluster_t *bench_cluster_new (const bench_cluster_config_t *config, char **error);
+bench_cluster_t *bench_cluster_new (const bench_cluster_config_t *config,
+                                    const char **error);
 
 //  Stop the cluster, restore the caller's CPU mask; sets *self_p NULL.
 void bench_cluster_destroy (bench_cluster_t **self_p);

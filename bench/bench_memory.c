@@ -386,11 +386,10 @@ main (int argc, char **argv)
     bench_env_print (stdout, argc, argv);
     bench_cluster_config_t config = {
         .shards = options.shards, .workers = options.workers, .place = options.place};
-    char *error = NULL;
+    const char *error = NULL;
     bench_cluster_t *cluster = bench_cluster_new (&config, &error);
     if (!cluster) {
         fprintf (stderr, "bench_memory: %s\n", error);
-        free (error);
         return 1;
     }
     cart_client_t *client = bench_cluster_client (cluster);

@@ -11,6 +11,8 @@
 */
 #include "bench_raw.h"
 
+#include "cart_types.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -44,13 +46,10 @@ typedef struct {
     uint64_t sequence;
 } raw_client_t;
 
-static char *
+static const char *
 s_error (const char *what)
 {
-    char *text = (char *)malloc (256);
-    assert (text);
-    snprintf (text, 256, "raw path: %s: %s", what, zmq_strerror (zmq_errno ()));
-    return text;
+    return cart_errorf ("raw path: %s: %s", what, zmq_strerror (zmq_errno ()));
 }
 
 static void
@@ -151,7 +150,7 @@ s_bind (void *sock, const char *endpoint, char *bound, size_t size)
 //  Binds the forwarder's sockets and connects the echo worker, then takes
 //  its READY to learn its identity.
 static int
-s_raw_start (raw_t *self, const char *transport, char **error)
+s_raw_start (raw_t *self, const char *transport, const char **error)
 {
     static int instance = 0;
     char front[64], back[64];
@@ -193,7 +192,7 @@ s_raw_start (raw_t *self, const char *transport, char **error)
 //  Clients
 
 static void *
-s_client_open (void *arg, size_t index, size_t window, char **error)
+s_client_open (void *arg, size_t index, size_t window, const char **error)
 {
     raw_t *raw = (raw_t *)arg;
     raw_client_t *self = (raw_client_t *)calloc (1, sizeof (raw_client_t));
@@ -293,7 +292,7 @@ static const bench_ops_t s_ops = {s_client_open, s_client_send, s_client_recv,
 
 int
 bench_raw_run (const char *transport, int frames, int io_threads,
-               const bench_load_t *load, bench_result_t *result, char **error)
+               const bench_load_t *load, bench_result_t *result, const char **error)
 {
     assert (frames == 1 || frames == BENCH_RAW_FRAMES_CART);
     raw_t self = {.ctx = zmq_ctx_new (), .frames = frames};

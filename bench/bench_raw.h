@@ -31,6 +31,6 @@
 //  libzmq context of io_threads I/O threads, and fills *result. Returns 0,
 //  or -1 with *error set (the caller frees).
 int bench_raw_run (const char *transport, int frames, int io_threads,
-                   const bench_load_t *load, bench_result_t *result, char **error);
+                   const bench_load_t *load, bench_result_t *result, const char **error);
 
 #endif

@@ -11,6 +11,8 @@
 */
 #include "bench_run.h"
 
+#include "cart_types.h"
+
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,7 +48,7 @@ typedef struct {
     int64_t last_done; //  time of the last counted completion
     double cpu_from;   //  client 0, time mode: process CPU at count_from
     double cpu_until;  //  ... and at count_until
-    char *error;
+    char error[512];   //  why open failed, copied out of the thread's buffer
 } client_t;
 
 int64_t
@@ -181,7 +183,10 @@ s_client_thread (void *args)
 {
     client_t *self = (client_t *)args;
     pthread_setname_np (pthread_self (), "bench-client");
-    void *driver = self->ops->open (self->arg, self->index, self->window, &self->error);
+    const char *error = NULL;
+    void *driver = self->ops->open (self->arg, self->index, self->window, &error);
+    if (!driver)
+        snprintf (self->error, sizeof (self->error), "%s", error ? error : "open failed");
     pthread_barrier_wait (self->ready);
     pthread_barrier_wait (self->go);
     if (driver) {
@@ -223,7 +228,7 @@ s_merge (bench_result_t *total, const bench_result_t *part)
 //  to open. cpu: the process's CPU over the run, by count.
 static int
 s_gather (client_t *clients, size_t n, const phase_t *phase, double cpu,
-          bench_result_t *result, char **error)
+          bench_result_t *result, const char **error)
 {
     s_result_init (result);
     if (phase->by_count)
@@ -236,11 +241,10 @@ s_gather (client_t *clients, size_t n, const phase_t *phase, double cpu,
         s_merge (result, &clients[i].result);
         if (clients[i].last_done > last)
             last = clients[i].last_done;
-        if (clients[i].error && rc == 0) {
-            *error = clients[i].error;
+        if (clients[i].error[0] && rc == 0) {
+            *error = cart_errorf ("%s", clients[i].error);
             rc = -1;
-        } else
-            free (clients[i].error);
+        }
     }
     result->elapsed = phase->by_count
                           ? (double)(last - phase->start) / NS_PER_S
@@ -250,7 +254,7 @@ s_gather (client_t *clients, size_t n, const phase_t *phase, double cpu,
 
 int
 bench_run_clients (const bench_ops_t *ops, void *arg, const bench_load_t *load,
-                   bench_result_t *result, char **error)
+                   bench_result_t *result, const char **error)
 {
     assert (load->clients > 0 && load->window > 0);
     size_t n = load->clients;

@@ -13,7 +13,7 @@
         bench_load_t load = {.clients = 2, .window = 256, .seconds = 4,
                              .warmup = 0.5};
         bench_result_t result;
-        char *error = NULL;
+        const char *error = NULL;
         if (bench_run_clients (&ops, my_arg, &load, &result, &error))
             ... *error says why (the caller frees it)
 
@@ -80,7 +80,7 @@ typedef struct {
 typedef struct {
     //  Connects client number index and waits (bounded) until it can send.
     //  Returns the driver, or NULL with *error set (the caller frees).
-    void *(*open) (void *arg, size_t index, size_t window, char **error);
+    void *(*open) (void *arg, size_t index, size_t window, const char **error);
     //  Sends one request without waiting. Returns 0, or -1 when refused.
     int (*send) (void *driver);
     //  Takes one result, waiting up to wait_ms. Returns 1 with *done set,
@@ -94,7 +94,7 @@ typedef struct {
 //  open) and fills *result. Returns 0, or -1 with *error set when a client
 //  could not open (the caller frees *error).
 int bench_run_clients (const bench_ops_t *ops, void *arg, const bench_load_t *load,
-                       bench_result_t *result, char **error);
+                       bench_result_t *result, const char **error);
 
 //  CLOCK_MONOTONIC in nanoseconds.
 int64_t bench_now_ns (void);

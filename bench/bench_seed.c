@@ -236,11 +236,10 @@ s_measure (const options_t *options, config_t *config)
                                              .workers = options->workers,
                                              .place = config->place,
                                              .cpu = options->cpu};
-    char *error = NULL;
+    const char *error = NULL;
     bench_cluster_t *cluster = bench_cluster_new (&cluster_config, &error);
     if (!cluster) {
         fprintf (stderr, "bench_seed: %s\n", error);
-        free (error);
         return -1;
     }
     cart_client_t *client = bench_cluster_client (cluster);

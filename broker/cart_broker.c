@@ -1,56 +1,86 @@
 /*  =========================================================================
-    cart_broker - the CART/1 broker actor.
+    cart_broker - the CART/2 broker actor.
 
-    The data path. A client request arrives on the frontend as
-    [client][protocol][REQUEST][corr][key][body]. The broker parses the
-    fixed-width frames only, picks shard = ring (key, S), and sends
-    [worker][protocol][REQUEST][shard][client][corr][key][body] on the
-    backend: the client, corr, key and body frames are the very zmq_msg_t
-    it received, moved with zmq_msg_send, so bodies are never copied; the
-    protocol and command frames are constants sent with zmq_send_const.
-    Nothing on this path allocates. Replies go back the same way.
+    The data path. A client request arrives on the frontend as [client]
+    [header][body]. The broker reads the header only, picks shard = ring
+    (key, S), takes a slot in its table of requests in flight, and sends
+    [worker][header][body] on the backend with the header's corr replaced
+    by the slot's own id: the worker never sees who the client is. The
+    body is the very zmq_msg_t received, moved; the header is 32 bytes,
+    which libzmq keeps inside the message without allocating. A reply is
+    taken only from the worker its request went to, while the request is
+    in flight; the slot gives back the client and its corr.
 
     Worker states, as the broker sees them:
 
-        state      event                    action
-        (none)     READY                    take the listed shards -> live
-        (none)     HEARTBEAT                send DISCONNECT (it re-registers)
-        live       HEARTBEAT (with load)    renew expiry, record carts/items
-        live       REPLY                    route to the client
-        (none)     REPLY                    drop it
-        live       expiry passes            release its shards -> (none)
-        live       send fails EHOSTUNREACH  release its shards -> (none)
-        live       DISCONNECT               release its shards -> (none)
+        state      event                      action
+        (none)     READY, shards free         take the shards -> live
+        (none)     READY, a shard is served   REFUSE 409: one worker a shard
+        (none)     READY, wrong shard count,  REFUSE 400 naming both values
+                   heartbeat or shard number
+        (none)     HEARTBEAT                  send DISCONNECT (it registers)
+        live       HEARTBEAT (with load)      renew expiry, record load
+        live       REPLY to its own request   route to the client -> live
+        live       its request expires        -> stalled (shown not live)
+        stalled    REPLY to its own request   route it -> live
+        live       expiry passes, send fails  release its shards -> (none)
+                   EHOSTUNREACH, DISCONNECT
 
-    A shard is served by the worker whose READY named it last: a restarted
-    worker takes its shard back at once, without waiting for its dead
-    predecessor to expire.
-
-    Bounds. Every socket has send and receive high-water marks; the broker
-    never blocks on a send (ZMQ_DONTWAIT): a request that cannot be queued
-    to its worker is answered UNAVAILABLE, a reply that cannot be queued to
-    its client is dropped (the client's deadline ends it). The worker table
-    holds at most CART_WORKERS_MAX workers. ZMQ_MAXMSGSIZE caps a frame
-    from the network at CART_WIRE_MSG_MAX bytes.
+    Bounds. Every socket has high-water marks and the broker never blocks
+    on a send (ZMQ_DONTWAIT). Per client it admits at most
+    CLIENT_INFLIGHT_MAX requests in flight, and while a client has more
+    than CLIENT_UNREAD_MAX bytes of replies it has not taken (the header's
+    acked tells), its requests are refused and its replies are replaced by
+    a short 503: a client that does not read costs the broker a bounded
+    amount of memory. ZMQ_MAXMSGSIZE caps a frame from the network.
     =========================================================================
 */
 #include "cart_broker.h"
 
 #include <errno.h>
+#include <openssl/rand.h>
 
-#include "cart_proto.h"
+#include "cart_actor.h"
+#include "cart_body.h"
+#include "cart_control.h"
+#include "cart_idmap.h"
+#include "cart_msg.h"
 #include "cart_ring.h"
+#include "cart_slots.h"
 
-#define CART_WORKERS_MAX 1024                  //  workers registered at once
-#define CART_HWM         10000                 //  messages queued per peer and direction
-#define BATCH            256                   //  messages read from one socket in a row
-#define PARTS            (CART_FRAMES_MAX + 1) //  identity + frames
+#define CART_HWM            10000          //  messages queued per peer and direction
+#define BATCH               256            //  messages read from one socket in a row
+#define CLIENTS_MAX         16384          //  clients tracked at once
+#define CLIENT_IDLE_MS      60000          //  a quiet client is forgotten after this
+#define CLIENT_INFLIGHT_MAX 16384          //  requests in flight per client
+#define CLIENT_UNREAD_MAX   (16 << 20)     //  reply bytes a client may leave unread
+#define ROUTES_MAX          CART_SLOTS_MAX //  requests in flight in all
+#define WARN_MS             1000           //  a kind of warning once a second at most
+#define NONE                CART_IDMAP_NONE
 
 typedef struct {
-    uint8_t id[CART_IDENTITY_MAX];
-    size_t id_len;  //  0: slot free
-    int64_t expiry; //  zclock_mono () at which it is dead
+    cart_id_t id;       //  first, for cart_idmap; id.len 0: record free
+    int64_t expiry;     //  zclock_mono () at which it is dead
+    int64_t last_reply; //  when it last answered a request
+    uint32_t generation;
+    bool stalled; //  a request to it expired since its last reply
 } worker_t;
+
+typedef struct {
+    cart_id_t id; //  first, for cart_idmap
+    int64_t last_seen;
+    uint32_t in_flight;
+    uint32_t sent;  //  reply body bytes sent, modulo 2^32
+    uint32_t acked; //  reply body bytes it says it has taken
+} client_t;
+
+typedef struct {
+    uint32_t client;
+    uint32_t worker;
+    uint32_t generation; //  the worker's, when the request was sent
+    uint64_t client_corr;
+    int64_t sent_at;
+} route_t;
 
 typedef struct {
     int32_t owner;     //  index into workers, or -1
@@ -58,6 +88,16 @@ typedef struct {
     uint64_t carts;    //  from the owner's last load report
     uint64_t items;
 } shard_t;
+
+//  Warnings that a stranger could cause at any rate are rate-limited
+typedef enum {
+    WARN_MALFORMED,
+    WARN_REFUSED,
+    WARN_FORGED,
+    WARN_STRANGER,
+    WARN_FULL,
+    WARNS
+} warn_t;
 
 typedef struct {
     zsock_t *pipe;
@@ -67,30 +107,62 @@ typedef struct {
     void *back;
     uint32_t n_shards;
     shard_t *shards;
-    worker_t workers[CART_WORKERS_MAX];
-    size_t slots_used; //  slots ever taken: scans stop there
+    uint32_t *seen; //  READY check: the epoch a shard was last listed in
+    uint32_t epoch;
+    worker_t *workers; //  n_shards records: a live worker owns a shard
+    cart_idmap_t *worker_map;
+    client_t *clients;
+    cart_idmap_t *client_map;
+    uint32_t clients_used; //  records ever taken: scans stop there
+    cart_slots_t *slots;
+    route_t *routes; //  by slot
     int heartbeat_ms;
     int liveness;
     int64_t heartbeat_at;
+    int64_t pipe_at;
+    int64_t sweep_at;
     bool verbose;
     bool terminated;
-    zmq_msg_t parts[PARTS];
-    size_t n_parts;      //  frames of the current message
-    uint64_t malformed;  //  messages dropped as malformed
+    cart_msg_t msg; //  the message being handled
+    uint64_t malformed;
+    int64_t warned_at[WARNS];
+    uint64_t suppressed[WARNS];
     zmq_msg_t stats;     //  the last stats body built
     int64_t stats_until; //  when it must be built again
 } self_t;
 
-static const uint8_t s_cmd_request = CART_W_REQUEST;
-static const uint8_t s_cmd_heartbeat = CART_W_HEARTBEAT;
-static const uint8_t s_cmd_disconnect = CART_W_DISCONNECT;
-static const uint8_t s_cmd_reply = CART_C_REPLY;
+//  --------------------------------------------------------------------------
+//  Logging
+
+//  Logs a warning of a kind at most once per WARN_MS, with how many of
+//  that kind were not logged since.
+static void
+s_warn (self_t *self, warn_t kind, const char *format, ...)
+{
+    int64_t now = zclock_mono ();
+    if (now - self->warned_at[kind] < WARN_MS && self->warned_at[kind]) {
+        self->suppressed[kind]++;
+        return;
+    }
+    char text[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
+    if (self->suppressed[kind])
+        zsys_warning ("broker: %s (and %llu more like it in the last %d ms)", text,
+                      (unsigned long long)self->suppressed[kind], WARN_MS);
+    else
+        zsys_warning ("broker: %s", text);
+    self->warned_at[kind] = now;
+    self->suppressed[kind] = 0;
+}
 
 //  --------------------------------------------------------------------------
 //  Set-up
 
 static zsock_t *
-s_router (const char *endpoints, int max_message, char **error)
+s_router (const char *endpoints, int max_message, const char **error)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     assert (sock);
@@ -100,8 +172,8 @@ s_router (const char *endpoints, int max_message, char **error)
     zsock_set_maxmsgsize (sock, max_message);
     zsock_set_linger (sock, 0);
     if (!endpoints || zsock_attach (sock, endpoints, true)) {
-        *error = zsys_sprintf ("cannot bind '%s': %s", endpoints ? endpoints : "(none)",
-                               zmq_strerror (zmq_errno ()));
+        *error = cart_errorf ("cannot bind '%s': %s", endpoints ? endpoints : "(none)",
+                              zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
     }
     return sock;
@@ -116,22 +188,40 @@ s_self_destroy (self_t **self_p)
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
     zmq_msg_close (&self->stats);
+    cart_msg_close (&self->msg);
+    cart_idmap_destroy (&self->worker_map);
+    cart_idmap_destroy (&self->client_map);
+    cart_slots_destroy (&self->slots);
+    free (self->routes);
+    free (self->clients);
+    free (self->workers);
+    free (self->seen);
     free (self->shards);
     free (self);
     *self_p = NULL;
 }
 
+static uint64_t
+s_random (void)
+{
+    uint64_t value = 0;
+    if (RAND_bytes ((unsigned char *)&value, sizeof (value)) != 1)
+        value = (uint64_t)zclock_usecs ();
+    return value;
+}
+
 static self_t *
-s_self_new (zsock_t *pipe, const cart_broker_config_t *config, char **error)
+s_self_new (zsock_t *pipe, const cart_broker_config_t *config, const char **error)
 {
     if (config->shards < 1 || config->shards > CART_SHARDS_MAX) {
-        *error = zsys_sprintf ("shard count %u is not 1 to %d", config->shards,
-                               CART_SHARDS_MAX);
+        *error = cart_errorf ("shard count %u is not 1 to %d", config->shards,
+                              CART_SHARDS_MAX);
         return NULL;
     }
     self_t *self = (self_t *)zmalloc (sizeof (self_t));
     assert (self);
     zmq_msg_init (&self->stats);
+    cart_msg_init (&self->msg);
     self->pipe = pipe;
     self->n_shards = config->shards;
     self->heartbeat_ms =
@@ -139,13 +229,21 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, char **error)
     self->liveness = config->liveness > 0 ? config->liveness : CART_LIVENESS;
     self->verbose = config->verbose;
     self->shards = (shard_t *)calloc (self->n_shards, sizeof (shard_t));
-    assert (self->shards);
+    self->seen = (uint32_t *)calloc (self->n_shards, sizeof (uint32_t));
+    self->workers = (worker_t *)calloc (self->n_shards, sizeof (worker_t));
+    self->clients = (client_t *)calloc (CLIENTS_MAX, sizeof (client_t));
+    self->routes = (route_t *)calloc (ROUTES_MAX, sizeof (route_t));
+    assert (self->shards && self->seen && self->workers && self->clients && self->routes);
     for (uint32_t i = 0; i < self->n_shards; i++)
         self->shards[i].owner = -1;
+    self->worker_map = cart_idmap_new (self->workers, sizeof (worker_t), self->n_shards);
+    self->client_map = cart_idmap_new (self->clients, sizeof (client_t), CLIENTS_MAX);
+    //  Random sequences: a worker cannot guess another's correlation ids
+    self->slots = cart_slots_new (ROUTES_MAX, s_random ());
     //  Clients send requests of a few hundred bytes; workers send carts
     self->frontend = s_router (config->frontend, CART_REQUEST_WIRE_MAX, error);
     if (self->frontend)
-        self->backend = s_router (config->backend, CART_WIRE_MSG_MAX, error);
+        self->backend = s_router (config->backend, CART_BODY_WIRE_MAX, error);
     if (!self->backend) {
         s_self_destroy (&self);
         return NULL;
@@ -157,141 +255,121 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, char **error)
 }
 
 //  --------------------------------------------------------------------------
-//  Frames in and out
+//  Clients
 
-//  Receives one whole message into self->parts without waiting. Returns
-//  false when none was waiting. Frames past PARTS are read and dropped,
-//  but counted in n_parts, so that the parser sees the message as too long.
-static bool
-s_recv (self_t *self, void *socket)
+//  The record of the current message's sender, made if new; NONE when the
+//  table is full of clients with requests in flight.
+static uint32_t
+s_client (self_t *self)
 {
-    self->n_parts = cart_msg_recv (socket, self->parts, PARTS, ZMQ_DONTWAIT);
-    return self->n_parts > 0;
+    zmq_msg_t *identity = &self->msg.identity;
+    uint32_t index = cart_idmap_find (self->client_map, zmq_msg_data (identity),
+                                      zmq_msg_size (identity));
+    if (index == NONE) {
+        for (uint32_t i = 0; i < CLIENTS_MAX && index == NONE; i++)
+            if (self->clients[i].id.len == 0)
+                index = i;
+        if (index == NONE)
+            return NONE;
+        client_t *client = &self->clients[index];
+        *client = (client_t){0};
+        //  A client that knew an earlier broker (a restart) has taken bytes
+        //  that this one never sent: count from where it is
+        client->sent = self->msg.header.acked;
+        cart_id_set (&client->id, zmq_msg_data (identity), zmq_msg_size (identity));
+        cart_idmap_insert (self->client_map, index);
+        if (index + 1 > self->clients_used)
+            self->clients_used = index + 1;
+    }
+    client_t *client = &self->clients[index];
+    client->last_seen = zclock_mono ();
+    client->acked = self->msg.header.acked;
+    return index;
+}
+
+static uint32_t
+s_unread (const client_t *client)
+{
+    return client->sent - client->acked; //  modulo 2^32, as both count
+}
+
+//  Forgets clients that have been quiet for CLIENT_IDLE_MS with nothing in
+//  flight; a client that returns later starts afresh.
+static void
+s_sweep_clients (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    for (uint32_t i = 0; i < self->clients_used; i++) {
+        client_t *client = &self->clients[i];
+        if (client->id.len && client->in_flight == 0 &&
+            now - client->last_seen > CLIENT_IDLE_MS) {
+            cart_idmap_remove (self->client_map, i);
+            client->id.len = 0;
+        }
+    }
+    self->sweep_at = now + 1000;
+}
+
+//  Sends the broker's own answer to the current client message, counting
+//  its body against the client's unread bytes.
+static void
+s_answer (self_t *self, uint32_t client, uint16_t status, const void *body, size_t size)
+{
+    cart_header_t header = {
+        .command = CART_CMD_REPLY, .status = status, .corr = self->msg.header.corr};
+    cart_frame_t identity = cart_frame_bytes (zmq_msg_data (&self->msg.identity),
+                                              zmq_msg_size (&self->msg.identity));
+    cart_frame_t frame = cart_frame_bytes (body, size);
+    if (cart_msg_send (self->front, &identity, &header, &frame) == 0 && client != NONE)
+        self->clients[client].sent += (uint32_t)size;
 }
 
 static void
-s_close_parts (self_t *self)
+s_answer_error (self_t *self, uint32_t client, uint16_t status, const char *format, ...)
 {
-    cart_msg_close (self->parts, PARTS, self->n_parts);
-    self->n_parts = 0;
-}
-
-//  Views of the received frames after the identity, for the parser.
-static size_t
-s_frames (self_t *self, cart_frame_t *frames)
-{
-    size_t n = self->n_parts - 1;
-    for (size_t i = 0; i < n && i < CART_FRAMES_MAX; i++)
-        frames[i] = (cart_frame_t){zmq_msg_data (&self->parts[i + 1]),
-                                   zmq_msg_size (&self->parts[i + 1])};
-    return n;
-}
-
-static int
-s_send_part (self_t *self, size_t index, void *socket, int more)
-{
-    return zmq_msg_send (&self->parts[index], socket,
-                         ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0));
-}
-
-static int
-s_send_const (void *socket, const void *data, size_t size, int more)
-{
-    return zmq_send_const (socket, data, size, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0));
-}
-
-//  Writes a msgpack str holding text into buffer; returns its size.
-static size_t
-s_error_body (uint8_t *buffer, size_t capacity, const char *text)
-{
-    size_t len = strlen (text);
-    if (len > 255)
-        len = 255;
-    assert (capacity >= len + 2);
-    buffer[0] = 0xD9; //  str 8
-    buffer[1] = (uint8_t)len;
-    memcpy (buffer + 2, text, len);
-    return len + 2;
-}
-
-//  Sends the head of the broker's own answer to the current client message
-//  (parts: identity, protocol, command, corr, ...): [client][protocol]
-//  [REPLY][corr][status], the body frame to follow. Returns -1 when the
-//  client is gone (nothing was sent).
-static int
-s_reply_head (self_t *self, uint16_t status)
-{
-    uint8_t status_wire[2] = {(uint8_t)(status >> 8), (uint8_t)status};
-    if (s_send_part (self, 0, self->front, 1) == -1)
-        return -1;
-    s_send_const (self->front, CART_PROTO_CLIENT, CART_PROTO_LEN, 1);
-    s_send_const (self->front, &s_cmd_reply, 1, 1);
-    s_send_part (self, 3, self->front, 1);
-    zmq_send (self->front, status_wire, 2, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    return 0;
-}
-
-//  Answers the current client message with a status and a body.
-static void
-s_reply_body (self_t *self, uint16_t status, const void *body, size_t size)
-{
-    if (s_reply_head (self, status) == 0)
-        zmq_send (self->front, body, size, ZMQ_DONTWAIT);
-}
-
-//  Answers the current client message with a status and an error message,
-//  without its worker.
-static void
-s_reply_error (self_t *self, uint16_t status, const char *text)
-{
+    char text[256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
     uint8_t body[260];
-    size_t body_size = s_error_body (body, sizeof (body), text);
-    s_reply_body (self, status, body, body_size);
+    s_answer (self, client, status, body,
+              cart_reply_error_body (body, sizeof (body), text));
 }
 
 //  --------------------------------------------------------------------------
 //  Workers
 
-static worker_t *
-s_worker_find (self_t *self, const zmq_msg_t *identity)
-{
-    size_t len = zmq_msg_size ((zmq_msg_t *)identity);
-    const void *id = zmq_msg_data ((zmq_msg_t *)identity);
-    for (size_t i = 0; i < self->slots_used; i++)
-        if (self->workers[i].id_len == len && memcmp (self->workers[i].id, id, len) == 0)
-            return &self->workers[i];
-    return NULL;
-}
-
-static worker_t *
-s_worker_add (self_t *self, const zmq_msg_t *identity)
-{
-    size_t len = zmq_msg_size ((zmq_msg_t *)identity);
-    for (size_t i = 0; i < CART_WORKERS_MAX; i++)
-        if (self->workers[i].id_len == 0) {
-            worker_t *worker = &self->workers[i];
-            memcpy (worker->id, zmq_msg_data ((zmq_msg_t *)identity), len);
-            worker->id_len = len;
-            if (i + 1 > self->slots_used)
-                self->slots_used = i + 1;
-            return worker;
-        }
-    return NULL;
-}
-
 static int32_t
-s_worker_index (self_t *self, worker_t *worker)
+s_worker_index (self_t *self, const worker_t *worker)
 {
     return (int32_t)(worker - self->workers);
 }
 
-static int s_send_worker_command (self_t *self, const void *id, size_t id_len,
-                                  const uint8_t *cmd);
+//  The registered worker that sent the current backend message, or NULL.
+static worker_t *
+s_sender (self_t *self)
+{
+    zmq_msg_t *identity = &self->msg.identity;
+    uint32_t index = cart_idmap_find (self->worker_map, zmq_msg_data (identity),
+                                      zmq_msg_size (identity));
+    return index == NONE ? NULL : &self->workers[index];
+}
 
-//  Frees a worker's slot and the shards it served. Those shards may have
-//  been taken from another live worker (a later READY wins), so every
-//  other worker is asked to register again: whoever lists a released
-//  shard takes it back.
+//  Sends a command (HEARTBEAT, DISCONNECT, REFUSE) to a backend identity.
+static int
+s_send_worker (self_t *self, const void *id, size_t id_len, uint8_t command,
+               uint16_t status, const char *text)
+{
+    cart_header_t header = {.command = command, .status = status};
+    cart_frame_t identity = cart_frame_bytes (id, id_len);
+    uint8_t buffer[260];
+    cart_frame_t body = cart_frame_bytes (
+        buffer, text ? cart_reply_error_body (buffer, sizeof (buffer), text) : 0);
+    return cart_msg_send (self->back, &identity, &header, text ? &body : NULL);
+}
+
+//  Frees a worker's record and the shards it served.
 static void
 s_worker_remove (self_t *self, worker_t *worker, const char *why)
 {
@@ -302,64 +380,130 @@ s_worker_remove (self_t *self, worker_t *worker, const char *why)
             self->shards[i].owner = -1;
             released++;
         }
-    if (self->verbose)
-        zsys_info ("broker: worker %d removed (%s), %zu shard(s) unserved", index, why,
-                   released);
-    worker->id_len = 0;
+    zsys_info ("broker: worker %d removed (%s); %zu shard(s) unserved", index, why,
+               released);
+    cart_idmap_remove (self->worker_map, (uint32_t)index);
+    worker->id.len = 0;
+    worker->stalled = false;
+    worker->generation++;
     self->stats_until = 0;
-    for (size_t i = 0; released && i < self->slots_used; i++)
-        if (self->workers[i].id_len)
-            s_send_worker_command (self, self->workers[i].id, self->workers[i].id_len,
-                                   &s_cmd_disconnect);
 }
 
-//  Sends a bodiless command (HEARTBEAT, DISCONNECT) to a worker identity.
-static int
-s_send_worker_command (self_t *self, const void *id, size_t id_len, const uint8_t *cmd)
+//  Refuses the current READY: the worker is told why, and the log says so.
+static void
+s_refuse (self_t *self, uint16_t status, const char *format, ...)
 {
-    if (zmq_send (self->back, id, id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) == -1)
+    char text[256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
+    s_warn (self, WARN_REFUSED, "refused a worker's READY: %s", text);
+    s_send_worker (self, zmq_msg_data (&self->msg.identity),
+                   zmq_msg_size (&self->msg.identity), CART_CMD_REFUSE, status, text);
+}
+
+//  Checks a READY against the cluster: returns 0, or -1 after refusing it.
+//  A shard already served by another live worker is refused: a shard has
+//  one worker at a time, and a worker that was replaced (it paused past
+//  its liveness) must not take back what its replacement has written.
+static int
+s_check_ready (self_t *self, cart_ready_t *ready, int32_t index)
+{
+    if (ready->shards != self->n_shards) {
+        s_refuse (self, CART_BAD_REQUEST,
+                  "the broker's cluster has %u shards; the worker was started for %u "
+                  "(--shards)",
+                  self->n_shards, ready->shards);
         return -1;
-    s_send_const (self->back, CART_PROTO_WORKER, CART_PROTO_LEN, 1);
-    return s_send_const (self->back, cmd, 1, 0);
+    }
+    if (ready->heartbeat_ms != (uint32_t)self->heartbeat_ms) {
+        s_refuse (self, CART_BAD_REQUEST,
+                  "the broker's heartbeat is %d ms; the worker's is %u ms (--heartbeat)",
+                  self->heartbeat_ms, ready->heartbeat_ms);
+        return -1;
+    }
+    cart_ready_t list = *ready;
+    self->epoch++;
+    for (size_t i = 0; i < list.n_shards; i++) {
+        uint32_t shard = cart_ready_next (&list);
+        if (shard >= self->n_shards) {
+            s_refuse (self, CART_BAD_REQUEST,
+                      "shard %u is outside the broker's %u shards (0 to %u)", shard,
+                      self->n_shards, self->n_shards - 1);
+            return -1;
+        }
+        if (self->seen[shard] == self->epoch) {
+            s_refuse (self, CART_BAD_REQUEST, "shard %u is listed twice", shard);
+            return -1;
+        }
+        self->seen[shard] = self->epoch;
+        int32_t owner = self->shards[shard].owner;
+        if (owner >= 0 && owner != index) {
+            s_refuse (self, CART_CONFLICT,
+                      "shard %u is served by another live worker (%d); a shard has one "
+                      "worker at a time",
+                      shard, owner);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int32_t
+s_free_worker (self_t *self)
+{
+    for (uint32_t i = 0; i < self->n_shards; i++)
+        if (self->workers[i].id.len == 0)
+            return (int32_t)i;
+    return -1;
 }
 
 static void
-s_handle_ready (self_t *self, const cart_msg_t *msg)
+s_handle_ready (self_t *self, worker_t *worker)
 {
-    worker_t *worker = s_worker_find (self, &self->parts[0]);
-    if (!worker)
-        worker = s_worker_add (self, &self->parts[0]);
-    if (!worker) {
-        zsys_warning ("broker: %d workers already registered; refusing one more",
-                      CART_WORKERS_MAX);
-        s_send_worker_command (self, zmq_msg_data (&self->parts[0]),
-                               zmq_msg_size (&self->parts[0]), &s_cmd_disconnect);
+    cart_ready_t ready;
+    const char *error;
+    if (cart_ready_decode (cart_msg_body (&self->msg), cart_msg_body_size (&self->msg),
+                           &ready, &error)) {
+        s_refuse (self, CART_BAD_REQUEST, "%s", error);
         return;
     }
-    int32_t index = s_worker_index (self, worker);
-    for (size_t i = 0; i < msg->n_shards; i++) {
-        shard_t *shard = &self->shards[cart_msg_shard_at (msg, i)];
-        if (shard->owner >= 0 && shard->owner != index && self->verbose)
-            zsys_info ("broker: shard %u passes from worker %d to worker %d",
-                       cart_msg_shard_at (msg, i), shard->owner, index);
-        shard->owner = index;
+    int32_t index = worker ? s_worker_index (self, worker) : -1;
+    if (s_check_ready (self, &ready, index))
+        return;
+    if (!worker) {
+        //  Each live worker owns a shard, so a record is always free here
+        index = s_free_worker (self);
+        assert (index >= 0);
+        worker = &self->workers[index];
+        cart_id_set (&worker->id, zmq_msg_data (&self->msg.identity),
+                     zmq_msg_size (&self->msg.identity));
+        cart_idmap_insert (self->worker_map, (uint32_t)index);
+        worker->stalled = false;
+        worker->last_reply = zclock_mono ();
     }
+    for (uint32_t i = 0; i < self->n_shards; i++)
+        if (self->shards[i].owner == index)
+            self->shards[i].owner = -1;
+    for (size_t i = 0; i < ready.n_shards; i++)
+        self->shards[cart_ready_next (&ready)].owner = index;
     worker->expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
     self->stats_until = 0;
     if (self->verbose)
-        zsys_info ("broker: worker %d ready for %zu shard(s)", index, msg->n_shards);
+        zsys_info ("broker: worker %d ready for %zu shard(s)", index, ready.n_shards);
 }
 
 //  Records the carts and items that a worker reports for its own shards.
 static void
-s_record_load (self_t *self, int32_t index, const cart_frame_t *body)
+s_record_load (self_t *self, int32_t index)
 {
     cart_stats_list_t list;
     cart_shard_stats_t entry;
-    const char *error;
-    if (cart_load_decode (body->data, body->size, &list, &error))
+    if (cart_load_decode (cart_msg_body (&self->msg), cart_msg_body_size (&self->msg),
+                          &list, NULL))
         return;
-    while (cart_stats_next (&list, &entry, &error) == 1)
+    while (cart_stats_next (&list, &entry, NULL) == 1)
         if (entry.shard < self->n_shards && self->shards[entry.shard].owner == index) {
             self->shards[entry.shard].carts = entry.carts;
             self->shards[entry.shard].items = entry.items;
@@ -367,117 +511,217 @@ s_record_load (self_t *self, int32_t index, const cart_frame_t *body)
 }
 
 static void
-s_handle_heartbeat (self_t *self, const cart_msg_t *msg)
+s_handle_heartbeat (self_t *self, worker_t *worker)
 {
-    worker_t *worker = s_worker_find (self, &self->parts[0]);
     if (!worker) {
-        //  A worker we do not know (we restarted): ask it to register
-        s_send_worker_command (self, zmq_msg_data (&self->parts[0]),
-                               zmq_msg_size (&self->parts[0]), &s_cmd_disconnect);
+        //  A worker we do not know (we restarted, or it was dropped): ask
+        //  it to register
+        s_send_worker (self, zmq_msg_data (&self->msg.identity),
+                       zmq_msg_size (&self->msg.identity), CART_CMD_DISCONNECT, 0, NULL);
         return;
     }
     worker->expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
-    if (msg->body.size)
-        s_record_load (self, s_worker_index (self, worker), &msg->body);
+    if (cart_msg_body_size (&self->msg))
+        s_record_load (self, s_worker_index (self, worker));
 }
 
-//  Routes a worker's reply to its client: [client][protocol][REPLY][corr]
-//  [status][body], moving the received frames.
+//  Routes a worker's reply to its client, if the request is still in
+//  flight and went to this very worker; else drops it.
 static void
-s_handle_reply (self_t *self)
+s_handle_reply (self_t *self, worker_t *worker)
 {
-    if (s_send_part (self, 3, self->front, 1) == -1)
-        return; //  the client is gone or full: drop
-    s_send_const (self->front, CART_PROTO_CLIENT, CART_PROTO_LEN, 1);
-    s_send_const (self->front, &s_cmd_reply, 1, 1);
-    s_send_part (self, 4, self->front, 1);
-    s_send_part (self, 5, self->front, 1);
-    s_send_part (self, 6, self->front, 0);
-}
-
-static void
-s_handle_backend (self_t *self)
-{
-    cart_frame_t frames[CART_FRAMES_MAX];
-    size_t n = s_frames (self, frames);
-    cart_msg_t msg;
-    const char *error;
-    if (cart_msg_parse_worker (frames, n, self->n_shards, &msg, &error)) {
-        self->malformed++;
-        if (self->verbose)
-            zsys_warning ("broker: dropped a malformed worker message: %s", error);
+    cart_header_t *header = &self->msg.header;
+    uint32_t slot = cart_slots_find (self->slots, header->corr);
+    if (slot == NONE)
+        return; //  late: its deadline passed
+    route_t *route = &self->routes[slot];
+    if (!worker || (uint32_t)s_worker_index (self, worker) != route->worker ||
+        worker->generation != route->generation) {
+        s_warn (self, WARN_FORGED,
+                "dropped a reply from a peer that its request was not sent to");
         return;
     }
-    worker_t *worker;
-    switch (msg.command) {
-        case CART_W_READY:
-            s_handle_ready (self, &msg);
+    worker->last_reply = zclock_mono ();
+    if (worker->stalled)
+        self->stats_until = 0;
+    worker->stalled = false;
+    client_t *client = &self->clients[route->client];
+    client->in_flight--;
+    header->corr = route->client_corr;
+    header->acked = 0;
+    cart_slots_free (self->slots, slot);
+    size_t size = cart_msg_body_size (&self->msg);
+    if (s_unread (client) + size > CLIENT_UNREAD_MAX) {
+        //  The client is not reading: a short answer instead of the reply
+        char text[160];
+        snprintf (text, sizeof (text),
+                  "reply dropped: this client has not read %u bytes of earlier replies",
+                  s_unread (client));
+        uint8_t body[260];
+        size = cart_reply_error_body (body, sizeof (body), text);
+        header->status = CART_UNAVAILABLE;
+        cart_frame_t identity = cart_frame_bytes (client->id.bytes, client->id.len);
+        cart_frame_t frame = cart_frame_bytes (body, size);
+        if (cart_msg_send (self->front, &identity, header, &frame) == 0)
+            client->sent += (uint32_t)size;
+        return;
+    }
+    cart_frame_t identity = cart_frame_bytes (client->id.bytes, client->id.len);
+    cart_frame_t frame = cart_frame_msg (&self->msg.body);
+    if (cart_msg_send (self->front, &identity, header, &frame) == 0)
+        client->sent += (uint32_t)size;
+}
+
+//  Handles one message from the backend; false when none was waiting.
+static bool
+s_handle_backend (self_t *self)
+{
+    const char *error;
+    int rc = cart_msg_recv (self->back, CART_AT_BACKEND, true, &self->msg, ZMQ_DONTWAIT,
+                            &error);
+    if (rc == 0)
+        return false;
+    if (rc == -1) {
+        self->malformed++;
+        s_warn (self, WARN_MALFORMED, "dropped a malformed message from a worker: %s",
+                error);
+        return true;
+    }
+    worker_t *worker = s_sender (self);
+    switch ((cart_command_t)self->msg.header.command) {
+        case CART_CMD_READY:
+            s_handle_ready (self, worker);
             break;
-        case CART_W_REPLY:
-            //  Only a registered worker may answer clients
-            if (s_worker_find (self, &self->parts[0]))
-                s_handle_reply (self);
-            else
-                self->malformed++;
+        case CART_CMD_REPLY:
+            s_handle_reply (self, worker);
             break;
-        case CART_W_HEARTBEAT:
-            s_handle_heartbeat (self, &msg);
+        case CART_CMD_HEARTBEAT:
+            s_handle_heartbeat (self, worker);
             break;
-        case CART_W_DISCONNECT:
-            worker = s_worker_find (self, &self->parts[0]);
+        case CART_CMD_DISCONNECT:
             if (worker)
                 s_worker_remove (self, worker, "it disconnected");
             break;
-        default:
-            self->malformed++;
-            break;
+        case CART_CMD_REQUEST:
+        case CART_CMD_PING:
+        case CART_CMD_STATS:
+        case CART_CMD_REFUSE:
+            break; //  cart_msg_recv lets none of these through at the backend
+    }
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+//  Forwards the current request to its shard's worker in a new slot.
+//  Returns 0, or -1 with errno from libzmq (the slot is freed).
+static int
+s_forward (self_t *self, uint32_t client, uint32_t shard)
+{
+    cart_header_t *header = &self->msg.header;
+    int64_t now = zclock_mono ();
+    uint32_t timeout = header->timeout_ms;
+    if (timeout == 0 || timeout > CART_TIMEOUT_MAX)
+        timeout = timeout ? CART_TIMEOUT_MAX : 2000;
+    uint64_t corr;
+    uint32_t slot = cart_slots_take (self->slots, now + timeout, &corr);
+    if (slot == NONE) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    int32_t owner = self->shards[shard].owner;
+    worker_t *worker = &self->workers[owner];
+    self->routes[slot] = (route_t){.client = client,
+                                   .worker = (uint32_t)owner,
+                                   .generation = worker->generation,
+                                   .client_corr = header->corr,
+                                   .sent_at = now};
+    header->corr = corr;
+    header->shard = (uint16_t)shard;
+    header->acked = 0;
+    cart_frame_t identity = cart_frame_bytes (worker->id.bytes, worker->id.len);
+    cart_frame_t body = cart_frame_msg (&self->msg.body);
+    if (cart_msg_send (self->back, &identity, header, &body)) {
+        int saved = errno;
+        cart_slots_free (self->slots, slot);
+        header->corr = self->routes[slot].client_corr; //  to answer the client
+        errno = saved;
+        return -1;
+    }
+    self->clients[client].in_flight++;
+    return 0;
+}
+
+static void
+s_route_request (self_t *self, uint32_t client)
+{
+    uint32_t index = cart_ring_shard (self->msg.header.key, self->n_shards);
+    shard_t *shard = &self->shards[index];
+    shard->requests++;
+    if (client == NONE) {
+        s_warn (self, WARN_FULL, "%d clients have requests in flight; refusing more",
+                CLIENTS_MAX);
+        s_answer_error (self, client, CART_UNAVAILABLE,
+                        "the broker serves %d clients already", CLIENTS_MAX);
+        return;
+    }
+    client_t *record = &self->clients[client];
+    if (record->in_flight >= CLIENT_INFLIGHT_MAX) {
+        s_answer_error (
+            self, client, CART_UNAVAILABLE,
+            "this client has %u requests in flight, the most the broker admits",
+            record->in_flight);
+        return;
+    }
+    if (s_unread (record) > CLIENT_UNREAD_MAX) {
+        s_answer_error (self, client, CART_UNAVAILABLE,
+                        "this client has not read %u bytes of replies; read them first",
+                        s_unread (record));
+        return;
+    }
+    if (shard->owner < 0) {
+        s_answer_error (self, client, CART_UNAVAILABLE, "shard %u has no live worker",
+                        index);
+        return;
+    }
+    worker_t *worker = &self->workers[shard->owner];
+    if (s_forward (self, client, index) == 0)
+        return;
+    if (errno == EHOSTUNREACH) {
+        s_worker_remove (self, worker, "its connection is gone");
+        s_answer_error (self, client, CART_UNAVAILABLE, "shard %u has no live worker",
+                        index);
+    } else
+        s_answer_error (self, client, CART_UNAVAILABLE, "shard %u is overloaded", index);
+}
+
+//  Ends the requests whose deadline has passed: their clients have given
+//  up on them. A worker that let one expire without answering anything
+//  since it was sent is stalled: it heartbeats, but does not serve.
+static void
+s_expire (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    uint32_t slot;
+    while ((slot = cart_slots_expired (self->slots, now)) != NONE) {
+        route_t *route = &self->routes[slot];
+        worker_t *worker = &self->workers[route->worker];
+        if (worker->id.len && worker->generation == route->generation &&
+            worker->last_reply < route->sent_at && !worker->stalled) {
+            worker->stalled = true;
+            self->stats_until = 0;
+            zsys_warning ("broker: worker %u lets requests expire; its shards are shown "
+                          "unavailable until it answers",
+                          route->worker);
+        }
+        self->clients[route->client].in_flight--;
+        cart_slots_free (self->slots, slot);
     }
 }
 
 //  --------------------------------------------------------------------------
-//  Clients
-
-//  Sends the current request to its shard's worker, moving the client,
-//  corr, key and body frames. Returns 0, or -1 with errno from libzmq.
-static int
-s_forward (self_t *self, worker_t *worker, uint32_t shard)
-{
-    uint8_t shard_wire[4];
-    cart_put_u32 (shard_wire, shard);
-    if (zmq_send (self->back, worker->id, worker->id_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) ==
-        -1)
-        return -1;
-    s_send_const (self->back, CART_PROTO_WORKER, CART_PROTO_LEN, 1);
-    s_send_const (self->back, &s_cmd_request, 1, 1);
-    zmq_send (self->back, shard_wire, 4, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    s_send_part (self, 0, self->back, 1);
-    s_send_part (self, 3, self->back, 1);
-    s_send_part (self, 4, self->back, 1);
-    return s_send_part (self, 5, self->back, 0) == -1 ? -1 : 0;
-}
-
-static void
-s_route_request (self_t *self, const cart_msg_t *msg)
-{
-    uint32_t index = cart_ring_shard (msg->key, self->n_shards);
-    shard_t *shard = &self->shards[index];
-    shard->requests++;
-    char text[96];
-    if (shard->owner < 0) {
-        snprintf (text, sizeof (text), "shard %u has no live worker", index);
-        s_reply_error (self, CART_UNAVAILABLE, text);
-        return;
-    }
-    worker_t *worker = &self->workers[shard->owner];
-    if (s_forward (self, worker, index) == 0)
-        return;
-    if (zmq_errno () == EHOSTUNREACH) {
-        s_worker_remove (self, worker, "its connection is gone");
-        snprintf (text, sizeof (text), "shard %u has no live worker", index);
-    } else
-        snprintf (text, sizeof (text), "shard %u is overloaded", index);
-    s_reply_error (self, CART_UNAVAILABLE, text);
-}
+//  Stats
 
 static void
 s_build_stats (self_t *self)
@@ -489,8 +733,10 @@ s_build_stats (self_t *self)
     cart_stats_encode (&pk, self->n_shards, self->n_shards);
     for (uint32_t i = 0; i < self->n_shards; i++) {
         const shard_t *shard = &self->shards[i];
+        bool stalled = shard->owner >= 0 && self->workers[shard->owner].stalled;
         cart_shard_stats_t entry = {.shard = i,
-                                    .live = shard->owner >= 0,
+                                    .live = shard->owner >= 0 && !stalled,
+                                    .stalled = stalled,
                                     .carts = shard->carts,
                                     .items = shard->items,
                                     .requests = shard->requests};
@@ -505,61 +751,69 @@ s_build_stats (self_t *self)
 
 //  Answers STATS with the stats body, rebuilt at most once per heartbeat
 //  or when a shard changes hands. Every reply shares the one buffer
-//  (zmq_msg_copy counts references), so clients that send STATS and never
-//  read the answers cost a frame each, not a copy of the stats each.
+//  (zmq_msg_copy counts references).
 static void
-s_reply_stats (self_t *self)
+s_answer_stats (self_t *self, uint32_t client)
 {
     if (zclock_mono () >= self->stats_until)
         s_build_stats (self);
-    if (s_reply_head (self, CART_OK) == -1)
+    if (client != NONE && s_unread (&self->clients[client]) > CLIENT_UNREAD_MAX) {
+        s_answer_error (self, client, CART_UNAVAILABLE,
+                        "this client has not read %u bytes of replies; read them first",
+                        s_unread (&self->clients[client]));
         return;
+    }
     zmq_msg_t body;
     zmq_msg_init (&body);
     zmq_msg_copy (&body, &self->stats);
-    if (zmq_msg_send (&body, self->front, ZMQ_DONTWAIT) == -1)
-        zmq_msg_close (&body);
+    size_t size = zmq_msg_size (&body);
+    cart_header_t header = {
+        .command = CART_CMD_REPLY, .status = CART_OK, .corr = self->msg.header.corr};
+    cart_frame_t identity = cart_frame_bytes (zmq_msg_data (&self->msg.identity),
+                                              zmq_msg_size (&self->msg.identity));
+    cart_frame_t frame = cart_frame_msg (&body);
+    if (cart_msg_send (self->front, &identity, &header, &frame) == 0 && client != NONE)
+        self->clients[client].sent += (uint32_t)size;
 }
 
-//  A malformed client message whose identity and correlation id can still
-//  be read gets a 400, so that its request ends now, not at its deadline.
-static void
-s_reject_client (self_t *self, const char *error)
-{
-    self->malformed++;
-    if (self->n_parts < 4 || self->n_parts > PARTS ||
-        zmq_msg_size (&self->parts[3]) != 8 ||
-        zmq_msg_size (&self->parts[1]) != CART_PROTO_LEN ||
-        memcmp (zmq_msg_data (&self->parts[1]), CART_PROTO_CLIENT, CART_PROTO_LEN))
-        return;
-    s_reply_error (self, CART_BAD_REQUEST, error);
-}
-
-static void
+//  Handles one message from the frontend; false when none was waiting.
+static bool
 s_handle_frontend (self_t *self)
 {
-    cart_frame_t frames[CART_FRAMES_MAX];
-    size_t n = s_frames (self, frames);
-    cart_msg_t msg;
     const char *error;
-    if (cart_msg_parse_client (frames, n, &msg, &error)) {
-        s_reject_client (self, error);
-        return;
+    int rc = cart_msg_recv (self->front, CART_AT_FRONTEND, true, &self->msg, ZMQ_DONTWAIT,
+                            &error);
+    if (rc == 0)
+        return false;
+    if (rc == -1) {
+        //  A malformed message whose header could be read gets a 400, so
+        //  that its request ends now, not at its deadline
+        self->malformed++;
+        s_warn (self, WARN_MALFORMED, "dropped a malformed message from a client: %s",
+                error);
+        if (self->msg.header.command)
+            s_answer_error (self, NONE, CART_BAD_REQUEST, "%s", error);
+        return true;
     }
-    switch (msg.command) {
-        case CART_C_REQUEST:
-            s_route_request (self, &msg);
+    uint32_t client = s_client (self);
+    switch ((cart_command_t)self->msg.header.command) {
+        case CART_CMD_REQUEST:
+            s_route_request (self, client);
             break;
-        case CART_C_PING:
-            s_reply_body (self, CART_OK, "", 0);
+        case CART_CMD_PING:
+            s_answer (self, client, CART_OK, "", 0);
             break;
-        case CART_C_STATS:
-            s_reply_stats (self);
+        case CART_CMD_STATS:
+            s_answer_stats (self, client);
             break;
-        default:
-            s_reject_client (self, "a client may not send REPLY");
-            break;
+        case CART_CMD_REPLY:
+        case CART_CMD_READY:
+        case CART_CMD_HEARTBEAT:
+        case CART_CMD_DISCONNECT:
+        case CART_CMD_REFUSE:
+            break; //  cart_msg_recv lets none of these through at the frontend
     }
+    return true;
 }
 
 //  --------------------------------------------------------------------------
@@ -569,87 +823,68 @@ static void
 s_heartbeat (self_t *self)
 {
     int64_t now = zclock_mono ();
-    for (size_t i = 0; i < self->slots_used; i++) {
+    for (uint32_t i = 0; i < self->n_shards; i++) {
         worker_t *worker = &self->workers[i];
-        if (worker->id_len == 0)
+        if (worker->id.len == 0)
             continue;
         if (now >= worker->expiry)
             s_worker_remove (self, worker, "its heartbeats stopped");
-        else if (s_send_worker_command (self, worker->id, worker->id_len,
-                                        &s_cmd_heartbeat) == -1 &&
-                 zmq_errno () == EHOSTUNREACH)
+        else if (s_send_worker (self, worker->id.bytes, worker->id.len,
+                                CART_CMD_HEARTBEAT, 0, NULL) == -1 &&
+                 errno == EHOSTUNREACH)
             s_worker_remove (self, worker, "its connection is gone");
     }
     self->heartbeat_at = now + self->heartbeat_ms;
 }
 
 static void
-s_handle_pipe (self_t *self)
+s_drain (self_t *self, bool (*handle) (self_t *))
 {
-    char *command = zstr_recv (self->pipe);
-    if (!command || streq (command, "$TERM"))
-        self->terminated = true;
-    else
-        zsys_warning ("broker: unknown command '%s'", command);
-    zstr_free (&command);
-}
-
-static void
-s_drain (self_t *self, void *socket, void (*handle) (self_t *))
-{
-    for (int i = 0; i < BATCH && s_recv (self, socket); i++) {
-        if (self->n_parts >= 2)
-            handle (self);
-        else
-            self->malformed++;
-        s_close_parts (self);
-    }
+    for (int i = 0; i < BATCH && handle (self); i++)
+        ;
+    cart_msg_close (&self->msg);
 }
 
 static void
 s_run (self_t *self)
 {
-    //  The pipe is looked at once per heartbeat, not in every poll: each
-    //  socket in a zmq_poll costs system calls on every wake-up (libzmq
-    //  checks its mailbox), and a command ($TERM) can wait 100 ms.
     zmq_pollitem_t items[] = {{self->back, 0, ZMQ_POLLIN, 0},
                               {self->front, 0, ZMQ_POLLIN, 0}};
     while (!self->terminated) {
-        int64_t wait = self->heartbeat_at - zclock_mono ();
+        int64_t now = zclock_mono ();
+        int64_t wait = self->heartbeat_at - now;
+        int64_t expiry = cart_slots_next_timeout (self->slots, now);
+        if (expiry >= 0 && expiry < wait)
+            wait = expiry;
+        if (wait > CART_PIPE_MS)
+            wait = CART_PIPE_MS;
         int rc = zmq_poll (items, 2, wait > 0 ? (long)wait : 0);
         if (rc == -1 && zmq_errno () != EINTR)
             break; //  the context is going away
         if (items[0].revents & ZMQ_POLLIN)
-            s_drain (self, self->back, s_handle_backend);
+            s_drain (self, s_handle_backend);
         if (items[1].revents & ZMQ_POLLIN)
-            s_drain (self, self->front, s_handle_frontend);
-        if (zclock_mono () >= self->heartbeat_at) {
+            s_drain (self, s_handle_frontend);
+        s_expire (self);
+        if (zclock_mono () >= self->heartbeat_at)
             s_heartbeat (self);
-            if (zsock_events (self->pipe) & ZMQ_POLLIN)
-                s_handle_pipe (self);
-        }
+        if (zclock_mono () >= self->sweep_at)
+            s_sweep_clients (self);
+        if (cart_actor_due (&self->pipe_at) && (zsock_events (self->pipe) & ZMQ_POLLIN) &&
+            cart_actor_recv (self->pipe, "broker", NULL) == CART_ACTOR_TERM)
+            self->terminated = true;
     }
 }
 
 void
 cart_broker_actor (zsock_t *pipe, void *args)
 {
-    char *error = NULL;
+    const char *error = NULL;
     self_t *self = s_self_new (pipe, (const cart_broker_config_t *)args, &error);
-    zsock_signal (pipe, 0);
-    if (!self) {
-        zstr_send (pipe, error);
-        zstr_free (&error);
-        //  Wait for $TERM, as every actor must
-        char *command;
-        while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
-            zstr_free (&command);
-        zstr_free (&command);
+    if (cart_actor_ready (pipe, self ? NULL : error))
         return;
-    }
     char *frontend = zsock_last_endpoint (self->frontend);
     char *backend = zsock_last_endpoint (self->backend);
-    zstr_send (pipe, "OK");
     zsock_send (pipe, "ss", frontend, backend);
     zstr_free (&frontend);
     zstr_free (&backend);
@@ -667,24 +902,16 @@ struct _cart_broker_t {
 };
 
 cart_broker_t *
-cart_broker_new (const cart_broker_config_t *config, char **error)
+cart_broker_new (const cart_broker_config_t *config, const char **error)
 {
+    zactor_t *actor = cart_actor_start (cart_broker_actor, (void *)config, error);
+    if (!actor)
+        return NULL;
     cart_broker_t *self = (cart_broker_t *)zmalloc (sizeof (cart_broker_t));
     assert (self);
-    self->actor = zactor_new (cart_broker_actor, (void *)config);
-    assert (self->actor);
-    char *status = zstr_recv (self->actor);
-    if (status && streq (status, "OK")) {
-        zstr_free (&status);
-        zsock_recv (self->actor, "ss", &self->frontend, &self->backend);
-        return self;
-    }
-    if (error)
-        *error = status ? status : strdup ("broker thread interrupted");
-    else
-        zstr_free (&status);
-    cart_broker_destroy (&self);
-    return NULL;
+    self->actor = actor;
+    zsock_recv (self->actor, "ss", &self->frontend, &self->backend);
+    return self;
 }
 
 void

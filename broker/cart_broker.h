@@ -1,5 +1,5 @@
 /*  =========================================================================
-    cart_broker - the CART/1 broker: routes each client request by its key
+    cart_broker - the CART/2 broker: routes each client request by its key
     over the ring to the worker that owns the key's shard, and each reply
     back to its client (proto/PROTOCOL.md).
 
@@ -11,7 +11,7 @@
         cart_broker_config_t config = {.frontend = "tcp://127.0.0.1:*",
                                        .backend = "inproc://workers",
                                        .shards = 4};
-        char *error = NULL;
+        const char *error = NULL;
         cart_broker_t *broker = cart_broker_new (&config, &error);
         printf ("clients connect to %s\n", cart_broker_frontend (broker));
         ...
@@ -28,7 +28,7 @@
 #include <czmq.h>
 #include <stdint.h>
 
-#include "cart_proto.h"
+#include "cart_wire.h"
 
 typedef struct {
     const char *frontend; //  endpoint(s) to bind for clients
@@ -43,9 +43,8 @@ typedef struct {
 typedef struct _cart_broker_t cart_broker_t;
 
 //  Start a broker. On failure (bad config, endpoint in use) returns NULL
-//  and, when error is not NULL, sets *error to a message that the caller
-//  frees.
-cart_broker_t *cart_broker_new (const cart_broker_config_t *config, char **error);
+//  with *error set (cart_types.h).
+cart_broker_t *cart_broker_new (const cart_broker_config_t *config, const char **error);
 
 //  Stop a broker and destroy it; sets *self_p to NULL.
 void cart_broker_destroy (cart_broker_t **self_p);

@@ -1,4 +1,4 @@
-/*  broker - the CART/1 broker as a program. See cart_broker.h. */
+/*  broker - the CART/2 broker as a program. See cart_broker.h. */
 #include <getopt.h>
 #include <stdio.h>
 
@@ -70,11 +70,10 @@ main (int argc, char **argv)
     if (optind != argc)
         goto usage;
 
-    char *error = NULL;
+    const char *error = NULL;
     cart_broker_t *broker = cart_broker_new (&config, &error);
     if (!broker) {
         fprintf (stderr, "broker: %s\n", error);
-        free (error);
         return 1;
     }
     printf ("broker: clients on %s, workers on %s, %u shards\n",

@@ -135,11 +135,10 @@ static int
 s_bus_call (const char *name, const bus_options_t *options, int command,
             cart_client_t **client, cart_result_t *result)
 {
-    char *error = NULL;
+    const char *error = NULL;
     *client = cart_client_new (options->broker, &error);
     if (!*client) {
         fprintf (stderr, "cartctl %s: %s\n", name, error);
-        free (error);
         return 1;
     }
     //  The client queues nothing until connected: wait for that first
@@ -172,7 +171,7 @@ s_cmd_ping (int argc, char **argv)
     cart_client_t *client = NULL;
     cart_result_t result;
     int64_t start = zclock_usecs ();
-    rc = s_bus_call ("ping", &options, CART_C_PING, &client, &result);
+    rc = s_bus_call ("ping", &options, CART_CMD_PING, &client, &result);
     if (rc == 0)
         printf ("pong from %s in %lld us\n", options.broker,
                 (long long)(zclock_usecs () - start));
@@ -188,13 +187,16 @@ s_print_stats (const cart_result_t *result)
     const char *error = NULL;
     if (cart_stats_decode (result->body, result->body_size, &list, &error))
         goto malformed;
-    printf ("%-6s %-5s %12s %12s %14s\n", "shard", "live", "carts", "items", "requests");
+    printf ("%-6s %-7s %12s %12s %14s\n", "shard", "live", "carts", "items", "requests");
     size_t live = 0;
     int rc;
     while ((rc = cart_stats_next (&list, &entry, &error)) == 1) {
-        printf ("%-6u %-5s %12llu %12llu %14llu\n", entry.shard,
-                entry.live ? "yes" : "NO", (unsigned long long)entry.carts,
-                (unsigned long long)entry.items, (unsigned long long)entry.requests);
+        printf ("%-6u %-7s %12llu %12llu %14llu\n", entry.shard,
+                entry.live      ? "yes"
+                : entry.stalled ? "STALLED"
+                                : "NO",
+                (unsigned long long)entry.carts, (unsigned long long)entry.items,
+                (unsigned long long)entry.requests);
         live += entry.live;
     }
     if (rc == -1)
@@ -210,16 +212,16 @@ static int
 s_cmd_stats (int argc, char **argv)
 {
     bus_options_t options;
-    int rc =
-        s_bus_options ("stats",
-                       "Prints each shard's liveness, carts, items and requests, as "
-                       "the broker sees them.\nExits 3 when a shard has no live worker.",
-                       argc, argv, &options);
+    int rc = s_bus_options ("stats",
+                            "Prints each shard's liveness, carts, items and requests, as "
+                            "the broker sees them.\nExits 3 when a shard has no live "
+                            "worker, or one that is stalled.",
+                            argc, argv, &options);
     if (rc)
         return rc == 1 ? 0 : rc;
     cart_client_t *client = NULL;
     cart_result_t result;
-    rc = s_bus_call ("stats", &options, CART_C_STATS, &client, &result);
+    rc = s_bus_call ("stats", &options, CART_CMD_STATS, &client, &result);
     if (rc == 0)
         rc = s_print_stats (&result);
     cart_client_destroy (&client);

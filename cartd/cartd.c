@@ -116,7 +116,7 @@ main (int argc, char **argv)
     options.broker.frontend = frontend;
     options.broker.backend = BACKEND;
 
-    char *error = NULL;
+    const char *error = NULL;
     cart_broker_t *broker = cart_broker_new (&options.broker, &error);
     cart_workers_t *workers = NULL;
     cart_http_t *http = NULL;
@@ -125,6 +125,7 @@ main (int argc, char **argv)
         for (uint32_t i = 0; i < options.broker.shards; i++)
             shards[i] = i;
         cart_worker_config_t worker = {.broker = BACKEND,
+                                       .cluster_shards = options.broker.shards,
                                        .shards = shards,
                                        .n_shards = options.broker.shards,
                                        .verbose = options.broker.verbose};
@@ -149,7 +150,6 @@ main (int argc, char **argv)
         fprintf (stderr, "cartd: %s\n", error ? error : "failed to start");
         rc = 1;
     }
-    free (error);
     cart_http_destroy (&http);
     cart_workers_destroy (&workers);
     cart_broker_destroy (&broker);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 
+#include "cart_actor.h"
 #include "cart_client.h"
 #include "cart_hash.h"
 #include "cart_render.h"
@@ -29,7 +30,6 @@
 #define PENDING_MAX  16384
 #define NONE         UINT32_MAX
 #define HANDLERS_MAX 64
-#define PIPE_MS      50 //  how often a handler looks at its command pipe
 
 //  HTTP statuses counted by metrics; the last entry counts any other
 static const int s_statuses[] = {200, 201, 204, 400, 404, 405,
@@ -260,8 +260,8 @@ s_dispatch (handler_t *self, void *connection, int64_t start_us)
             rc = cart_client_send (self->client, &route->req, self->deadline_ms, pending,
                                    NULL, NULL);
         else
-            rc = cart_client_send_command (self->client, CART_C_STATS, self->deadline_ms,
-                                           pending, NULL);
+            rc = cart_client_send_command (self->client, CART_CMD_STATS,
+                                           self->deadline_ms, pending, NULL);
         if (rc)
             s_pending_free (self, pending);
     }
@@ -312,7 +312,10 @@ s_render_health (const cart_result_t *result, cart_buf_t *buf)
     cart_buf_append (buf, "{\"shards\": [", 12);
     for (size_t i = 0; cart_stats_next (&list, &entry, &error) == 1; i++) {
         cart_buf_printf (buf, "%s{\"shard\": %u, \"state\": \"%s\"}", i ? ", " : "",
-                         entry.shard, entry.live ? "live" : "unavailable");
+                         entry.shard,
+                         entry.live      ? "live"
+                         : entry.stalled ? "stalled"
+                                         : "unavailable");
         live += entry.live;
     }
     bool healthy = live == list.shards;
@@ -390,30 +393,27 @@ s_handler_destroy (handler_t **self_p)
 static void
 s_handler_loop (handler_t *self)
 {
-    //  The pipe is looked at every PIPE_MS, not in every poll: each socket
-    //  in a zmq_poll costs system calls on every wake-up
+    //  The pipe is looked at every CART_PIPE_MS, not in every poll: each
+    //  socket in a zmq_poll costs system calls on every wake-up
+    static const char *const commands[] = {"QUIET", NULL};
     void *http = zsock_resolve (self->http);
     int64_t pipe_at = 0;
     while (!self->terminated) {
         zmq_pollitem_t items[] = {{http, 0, ZMQ_POLLIN, 0},
                                   {cart_client_handle (self->client), 0, ZMQ_POLLIN, 0}};
         int timeout = cart_client_next_timeout (self->client);
-        int rc =
-            zmq_poll (items, 2, timeout < 0 || timeout > PIPE_MS ? PIPE_MS : timeout);
+        int rc = zmq_poll (
+            items, 2, timeout < 0 || timeout > CART_PIPE_MS ? CART_PIPE_MS : timeout);
         if (rc == -1 && zmq_errno () != EINTR)
             break;
-        int64_t now = zclock_mono ();
-        if (now >= pipe_at && (zsock_events (self->pipe) & ZMQ_POLLIN)) {
-            char *command = zstr_recv (self->pipe);
-            if (command && streq (command, "QUIET")) {
+        if (cart_actor_due (&pipe_at) && (zsock_events (self->pipe) & ZMQ_POLLIN)) {
+            int command = cart_actor_recv (self->pipe, "http handler", commands);
+            if (command == 0) { //  QUIET
                 self->quiet = true;
                 zsock_signal (self->pipe, 0);
-            } else
+            } else if (command == CART_ACTOR_TERM)
                 self->terminated = true;
-            zstr_free (&command);
         }
-        if (now >= pipe_at)
-            pipe_at = now + PIPE_MS;
         for (int i = 0; i < 256 && (zsock_events (self->http) & ZMQ_POLLIN); i++)
             s_handle_http (self);
         cart_result_t result;
@@ -436,7 +436,7 @@ static void
 s_handler_actor (zsock_t *pipe, void *args)
 {
     handler_t *self = s_handler_new (pipe, (handler_args_t *)args);
-    zsock_signal (pipe, 0);
+    cart_actor_ready (pipe, NULL);
     s_handler_loop (self);
     s_drain_requests (self);
     s_handler_destroy (&self);
@@ -474,8 +474,7 @@ cart_http_destroy (cart_http_t **self_p)
         zsock_wait (self->handlers[i]);
     }
     zhttp_server_destroy (&self->server);
-    for (int i = 0; i < self->n_handlers; i++)
-        zactor_destroy (&self->handlers[i]);
+    cart_actors_destroy (self->handlers, (size_t)self->n_handlers);
     zhttp_server_options_destroy (&self->options);
     zstr_free (&self->backend);
     free (self);
@@ -483,7 +482,7 @@ cart_http_destroy (cart_http_t **self_p)
 }
 
 cart_http_t *
-cart_http_new (const cart_http_config_t *config, char **error)
+cart_http_new (const cart_http_config_t *config, const char **error)
 {
     cart_client_t *probe = cart_client_new (config->broker, error);
     if (!probe)
@@ -505,8 +504,8 @@ cart_http_new (const cart_http_config_t *config, char **error)
     if (!self->server) {
         if (error)
             *error =
-                zsys_sprintf ("cannot listen on %s:%d",
-                              config->host ? config->host : "127.0.0.1", config->port);
+                cart_errorf ("cannot listen on %s:%d",
+                             config->host ? config->host : "127.0.0.1", config->port);
         cart_http_destroy (&self);
         return NULL;
     }
@@ -518,7 +517,8 @@ cart_http_new (const cart_http_config_t *config, char **error)
     if (threads > HANDLERS_MAX)
         threads = HANDLERS_MAX;
     for (int i = 0; i < threads; i++)
-        self->handlers[self->n_handlers++] = zactor_new (s_handler_actor, &args);
+        self->handlers[self->n_handlers++] =
+            cart_actor_start (s_handler_actor, &args, NULL);
     return self;
 }
 

@@ -5,7 +5,7 @@
 
         cart_http_config_t config = {.port = 8080,
                                      .broker = "tcp://127.0.0.1:5555"};
-        char *error = NULL;
+        const char *error = NULL;
         cart_http_t *http = cart_http_new (&config, &error);
         ...
         cart_http_destroy (&http);
@@ -34,7 +34,7 @@ typedef struct _cart_http_t cart_http_t;
 
 //  Start the HTTP front. Returns NULL with *error set (caller frees) when
 //  the port cannot be bound or the broker endpoint is not valid.
-cart_http_t *cart_http_new (const cart_http_config_t *config, char **error);
+cart_http_t *cart_http_new (const cart_http_config_t *config, const char **error);
 
 //  Stop it and destroy it; sets *self_p to NULL.
 void cart_http_destroy (cart_http_t **self_p);

@@ -61,10 +61,6 @@ cart_route_kind_t cart_route_map (const char *method, const char *path,
 //  The name of a metrics label ("add", ...).
 const char *cart_route_label_name (cart_label_t label);
 
-//  Returns true when text[0..len) is an RFC 3339 date-time, e.g.
-//  2026-12-01T00:00:00Z or 2026-12-01T00:00:00.5+05:30, with a real date.
-bool cart_route_rfc3339_valid (const char *text, size_t len);
-
 //  Converts a JSON number as written (e.g. "19.99", "5e2", "0.50") to
 //  integer cents, exactly: true when it is 0..1e12 and a whole number of
 //  cents (at most two decimals, trailing zeros aside).

@@ -57,11 +57,10 @@ main (int argc, char **argv)
     }
     if (optind != argc)
         goto usage;
-    char *error = NULL;
+    const char *error = NULL;
     cart_http_t *http = cart_http_new (&config, &error);
     if (!http) {
         fprintf (stderr, "http_front: %s\n", error);
-        free (error);
         return 1;
     }
     printf ("http_front: listening on http://%s:%d, broker %s\n",

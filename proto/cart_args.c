@@ -81,6 +81,11 @@ void
 cart_args_block_signals (void)
 {
     zsys_handler_set (NULL);
+    //  Logs go to stderr, so that stdout carries only what a program
+    //  prints for its caller; and a reader that went away (a closed pipe)
+    //  is an error to a write, not a signal that kills a server
+    zsys_set_logstream (stderr);
+    signal (SIGPIPE, SIG_IGN);
     sigset_t set = s_signals ();
     pthread_sigmask (SIG_BLOCK, &set, NULL);
 }
@@ -93,6 +98,20 @@ cart_args_wait_signal (void)
     while (sigwait (&set, &signal) != 0)
         ;
     return signal;
+}
+
+int
+cart_args_wait (bool (*failed) (void *arg), void *arg)
+{
+    sigset_t set = s_signals ();
+    struct timespec tick = {0, 50 * 1000 * 1000};
+    while (true) {
+        int signal = sigtimedwait (&set, NULL, &tick);
+        if (signal > 0)
+            return signal;
+        if (failed && failed (arg))
+            return 0;
+    }
 }
 
 long

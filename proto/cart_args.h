@@ -7,6 +7,7 @@
 #define CART_ARGS_H_INCLUDED
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ int cart_args_shards (const char *text, uint32_t *shards, size_t capacity, size_
 //  Blocks SIGINT and SIGTERM in the calling thread and so in every thread
 //  it starts afterwards (call it first in main), and turns off czmq's own
 //  handler. cart_args_wait_signal then takes them in the main thread.
+//  Also sends czmq's log to stderr and ignores SIGPIPE.
 void cart_args_block_signals (void);
 
 //  Raises the soft limit on open files to the hard limit, so that a server
@@ -29,5 +31,9 @@ long cart_args_raise_fd_limit (void);
 
 //  Waits for SIGINT or SIGTERM; returns the signal number.
 int cart_args_wait_signal (void);
+
+//  The same, looking every 50 ms at failed (arg) as well: returns 0 as
+//  soon as it is true.
+int cart_args_wait (bool (*failed) (void *arg), void *arg);
 
 #endif

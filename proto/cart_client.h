@@ -1,5 +1,5 @@
 /*  =========================================================================
-    cart_client - the client side of CART/1, shared by the HTTP front, the
+    cart_client - the client side of CART/2, shared by the HTTP front, the
     benchmarks and cartctl.
 
     Asynchronous and pipelined: one DEALER socket to the broker carries
@@ -9,7 +9,7 @@
         cart_client_t *client = cart_client_new ("tcp://127.0.0.1:5555", &error);
         cart_request_t req = {.op = CART_OP_GET, .customer = "jea-265",
                               .customer_len = 7};
-        cart_client_send (client, &req, 2000, my_context, NULL);
+        cart_client_send (client, &req, 2000, my_context, NULL, &error);
         cart_result_t result;
         while (cart_client_recv (client, &result, -1) == 1)
             ...  result.user is my_context, result.status the status,
@@ -23,10 +23,14 @@
 #ifndef CART_CLIENT_H_INCLUDED
 #define CART_CLIENT_H_INCLUDED
 
-#include "cart_proto.h"
+#include "cart_body.h"
+#include "cart_control.h"
+#include "cart_msg.h"
 
-#define CART_DEADLINE_MS     2000  //  default deadline of a request
-#define CART_CLIENT_INFLIGHT 65536 //  most requests in flight on one client
+#define CART_DEADLINE_MS 2000 //  default deadline of a request
+#define CART_CLIENT_INFLIGHT                                                             \
+    65536 //  most requests in flight on one client
+          //  (the broker admits fewer: PROTOCOL.md 7)
 
 typedef struct _cart_client_t cart_client_t;
 
@@ -38,9 +42,9 @@ typedef struct {
     size_t body_size; //  until the next cart_client_recv
 } cart_result_t;
 
-//  Connect a client to a broker's frontend. Returns NULL with *error (a
-//  message the caller frees) when the endpoint is not valid.
-cart_client_t *cart_client_new (const char *endpoint, char **error);
+//  Connect a client to a broker's frontend. Returns NULL with *error set
+//  (cart_types.h) when the endpoint is not valid.
+cart_client_t *cart_client_new (const char *endpoint, const char **error);
 
 //  Destroy a client; requests in flight are forgotten. Sets *self_p NULL.
 void cart_client_destroy (cart_client_t **self_p);
@@ -54,7 +58,7 @@ void cart_client_destroy (cart_client_t **self_p);
 int cart_client_send (cart_client_t *self, const cart_request_t *req, int timeout_ms,
                       void *user, uint64_t *corr, const char **error);
 
-//  Send a PING or STATS (CART_C_PING, CART_C_STATS) to the broker, as
+//  Send a PING or STATS (CART_CMD_PING, CART_CMD_STATS) to the broker, as
 //  cart_client_send does.
 int cart_client_send_command (cart_client_t *self, int command, int timeout_ms,
                               void *user, uint64_t *corr);

@@ -1,8 +1,14 @@
 /*  =========================================================================
-    cart_types - identifier rule and status names.
+    cart_types - identifier rule, status names, the operations table and the
+    error buffer.
     =========================================================================
 */
 #include "cart_types.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
 //  One bit per byte value allowed in an identifier: [A-Za-z0-9._~@:-].
 static bool
@@ -26,26 +32,76 @@ cart_id_valid (const char *id, size_t len)
 const char *
 cart_status_name (int status)
 {
+#define CART_STATUS_CASE(name, code, meaning)                                            \
+    case code:                                                                           \
+        return #name;
     switch (status) {
-        case CART_OK:
-            return "OK";
-        case CART_CREATED:
-            return "CREATED";
-        case CART_DELETED:
-            return "DELETED";
-        case CART_BAD_REQUEST:
-            return "BAD_REQUEST";
-        case CART_NOT_FOUND:
-            return "NOT_FOUND";
-        case CART_CONFLICT:
-            return "CONFLICT";
-        case CART_INTERNAL:
-            return "INTERNAL";
-        case CART_UNAVAILABLE:
-            return "UNAVAILABLE";
-        case CART_TIMEOUT:
-            return "TIMEOUT";
-        default:
-            return "UNKNOWN";
+        CART_STATUSES (CART_STATUS_CASE)
     }
+#undef CART_STATUS_CASE
+    return "UNKNOWN";
+}
+
+bool
+cart_status_known (int status)
+{
+    return strcmp (cart_status_name (status), "UNKNOWN") != 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Operations
+
+typedef struct {
+    const char *name;
+    cart_shape_t shape;
+    cart_reply_shape_t reply;
+} op_info_t;
+
+#define CART_OP_INFO(NAME, name, number, request, reply)                                 \
+    [number] = {#name, request, reply},
+static const op_info_t s_ops[] = {CART_OPS (CART_OP_INFO)};
+#undef CART_OP_INFO
+_Static_assert(sizeof (s_ops) / sizeof (s_ops[0]) == CART_OP_COUNT + 1,
+               "operations are numbered 1..CART_OP_COUNT without a gap");
+
+bool
+cart_op_valid (int op)
+{
+    return op >= CART_OP_MIN && op <= CART_OP_MAX && s_ops[op].name;
+}
+
+const char *
+cart_op_name (int op)
+{
+    return cart_op_valid (op) ? s_ops[op].name : "unknown";
+}
+
+cart_shape_t
+cart_op_shape (cart_op_t op)
+{
+    assert (cart_op_valid (op));
+    return s_ops[op].shape;
+}
+
+cart_reply_shape_t
+cart_op_reply (cart_op_t op)
+{
+    assert (cart_op_valid (op));
+    return s_ops[op].reply;
+}
+
+//  --------------------------------------------------------------------------
+//  Errors
+
+const char *
+cart_errorf (const char *format, ...)
+{
+    static _Thread_local char buffer[512];
+    char text[sizeof (buffer)]; //  an argument may point into buffer
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
+    memcpy (buffer, text, sizeof (buffer));
+    return buffer;
 }

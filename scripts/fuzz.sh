@@ -26,8 +26,10 @@ targets=(fuzz_route fuzz_request_decode fuzz_reply_decode fuzz_frames)
 declare -A max_len=([fuzz_route]=20000 [fuzz_request_decode]=4096
                     [fuzz_reply_decode]=300000 [fuzz_frames]=65536)
 declare -A extra_sources=([fuzz_route]=http_front/cart_route.c
-                          [fuzz_reply_decode]=http_front/cart_render.c)
-codec=(proto/cart_types.c proto/cart_proto.c)
+                          [fuzz_reply_decode]=http_front/cart_render.c
+                          [fuzz_frames]=proto/cart_msg.c)
+codec=(proto/cart_types.c proto/cart_time.c proto/cart_wire.c proto/cart_mpack.c
+       proto/cart_body.c proto/cart_control.c)
 
 if ! command -v clang >/dev/null; then
     if [ "$(id -u)" != 0 ]; then

@@ -8,7 +8,16 @@
         serving      REQUEST                     run it on the shard's
                                                  partition, send REPLY
         serving      HEARTBEAT                   renew the broker's expiry
-        any          DISCONNECT                  send READY again
+        any          DISCONNECT                  send READY at the next beat
+        any          REFUSE 409 (a shard has     send READY again at each beat,
+                     another live worker)        for up to 3 x liveness beats
+                                                 (its predecessor may be dead
+                                                 but not yet known so); then
+                                                 -> failed
+        any          REFUSE, any other status    -> failed
+        failed       -                           report FATAL on the pipe,
+                                                 close the socket, wait for
+                                                 $TERM
         any          heartbeat timer             send HEARTBEAT (with load
                                                  once a second)
         any          broker silent for liveness  new socket, READY
@@ -19,21 +28,24 @@
     503 with a message and changes nothing.
 
     The reply body is written into one msgpack buffer that is reused for
-    every request; the client and corr frames of the request are moved into
-    the reply without copying.
+    every request. Operations are run through a table built from CART_OPS,
+    so that every operation has its function and none runs by default.
     =========================================================================
 */
 #include "cart_worker.h"
 
 #include <errno.h>
 
+#include "cart_actor.h"
+#include "cart_body.h"
+#include "cart_control.h"
 #include "cart_hash.h"
+#include "cart_msg.h"
 #include "cart_partition.h"
-#include "cart_proto.h"
 
-#define PARTS      CART_FRAMES_MAX
 #define LOAD_MS    1000 //  how often a heartbeat carries the load
 #define WORKER_HWM 10000
+#define REFUSALS   (3 * CART_LIVENESS) //  beats a 409 refusal is retried
 
 typedef struct {
     zsock_t *pipe;
@@ -45,40 +57,45 @@ typedef struct {
     cart_partition_t **partitions; //  one per entry of shards
     int32_t *slot_of;              //  shard number -> index in shards, or -1
     uint32_t slot_limit;           //  entries in slot_of
+    uint32_t cluster_shards;       //  the cluster's shard count
     int heartbeat_ms;
     int liveness;
     int64_t heartbeat_at;
     int64_t load_at;
     int64_t broker_expiry;
+    int64_t pipe_at;
     bool verbose;
     bool terminated;
+    bool failed;    //  refused for good: waiting for $TERM
     bool ready_due; //  the broker asked us to register again
-    zmq_msg_t parts[PARTS + 1];
-    size_t n_parts;
+    int refusals;   //  409 refusals in a row
+    cart_msg_t msg;
     msgpack_sbuffer out;
     msgpack_packer pk;
     char text[512]; //  an error message being built
 } self_t;
 
-static const uint8_t s_cmd_ready = CART_W_READY;
-static const uint8_t s_cmd_reply = CART_W_REPLY;
-static const uint8_t s_cmd_heartbeat = CART_W_HEARTBEAT;
-
 //  --------------------------------------------------------------------------
 //  Set-up
 
 static int
-s_check_config (const cart_worker_config_t *config, char **error)
+s_check_config (const cart_worker_config_t *config, const char **error)
 {
+    uint32_t cluster = config->cluster_shards;
+    *error = NULL;
     if (!config->broker || !*config->broker)
-        *error = zsys_sprintf ("no broker endpoint");
-    else if (config->n_shards < 1 || config->n_shards > CART_SHARDS_MAX)
-        *error = zsys_sprintf ("a worker serves 1 to %d shards", CART_SHARDS_MAX);
+        *error = "no broker endpoint";
+    else if (cluster < 1 || cluster > CART_SHARDS_MAX)
+        *error = cart_errorf ("the cluster's shard count %u is not 1 to %d", cluster,
+                              CART_SHARDS_MAX);
+    else if (config->n_shards < 1 || config->n_shards > cluster)
+        *error = cart_errorf ("a worker serves 1 to %u shards", cluster);
     else
         for (size_t i = 0; i < config->n_shards && !*error; i++)
-            if (config->shards[i] >= CART_SHARDS_MAX)
-                *error = zsys_sprintf ("shard %u is not 0 to %d", config->shards[i],
-                                       CART_SHARDS_MAX - 1);
+            if (config->shards[i] >= cluster)
+                *error = cart_errorf ("shard %u is outside the cluster's %u shards (0 to "
+                                      "%u; see --shards)",
+                                      config->shards[i], cluster, cluster - 1);
     return *error ? -1 : 0;
 }
 
@@ -95,6 +112,7 @@ s_self_destroy (self_t **self_p)
     free (self->shards);
     free (self->slot_of);
     zstr_free (&self->endpoint);
+    cart_msg_close (&self->msg);
     msgpack_sbuffer_destroy (&self->out);
     free (self);
     *self_p = NULL;
@@ -102,7 +120,7 @@ s_self_destroy (self_t **self_p)
 
 //  Builds the shard table; a shard listed twice is an error.
 static int
-s_own_shards (self_t *self, const cart_worker_config_t *config, char **error)
+s_own_shards (self_t *self, const cart_worker_config_t *config, const char **error)
 {
     self->n_shards = config->n_shards;
     self->shards = (uint32_t *)malloc (config->n_shards * sizeof (uint32_t));
@@ -117,7 +135,7 @@ s_own_shards (self_t *self, const cart_worker_config_t *config, char **error)
     for (size_t i = 0; i < config->n_shards; i++) {
         uint32_t shard = config->shards[i];
         if (self->slot_of[shard] >= 0) {
-            *error = zsys_sprintf ("shard %u is listed twice", shard);
+            *error = cart_errorf ("shard %u is listed twice", shard);
             return -1;
         }
         self->slot_of[shard] = (int32_t)i;
@@ -128,13 +146,15 @@ s_own_shards (self_t *self, const cart_worker_config_t *config, char **error)
 }
 
 static self_t *
-s_self_new (zsock_t *pipe, const cart_worker_config_t *config, char **error)
+s_self_new (zsock_t *pipe, const cart_worker_config_t *config, const char **error)
 {
     if (s_check_config (config, error))
         return NULL;
     self_t *self = (self_t *)zmalloc (sizeof (self_t));
     assert (self);
+    cart_msg_init (&self->msg);
     self->pipe = pipe;
+    self->cluster_shards = config->cluster_shards;
     self->endpoint = strdup (config->broker);
     self->heartbeat_ms =
         config->heartbeat_ms > 0 ? config->heartbeat_ms : CART_HEARTBEAT_MS;
@@ -152,30 +172,20 @@ s_self_new (zsock_t *pipe, const cart_worker_config_t *config, char **error)
 //  --------------------------------------------------------------------------
 //  Talking to the broker
 
-static int
-s_send_const (self_t *self, const void *data, size_t size, int more)
-{
-    return zmq_send_const (self->sock, data, size,
-                           ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0));
-}
-
 static void
 s_send_ready (self_t *self)
 {
-    uint8_t *list = (uint8_t *)malloc (self->n_shards * 4);
-    assert (list);
-    for (size_t i = 0; i < self->n_shards; i++)
-        cart_put_u32 (list + 4 * i, self->shards[i]);
-    if (s_send_const (self, CART_PROTO_WORKER, CART_PROTO_LEN, 1) != -1) {
-        s_send_const (self, &s_cmd_ready, 1, 1);
-        zmq_send (self->sock, list, self->n_shards * 4, ZMQ_DONTWAIT);
-    }
-    free (list);
+    self->out.size = 0;
+    cart_ready_encode (&self->pk, self->cluster_shards, (uint32_t)self->heartbeat_ms,
+                       self->shards, self->n_shards);
+    cart_header_t header = {.command = CART_CMD_READY};
+    cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);
+    cart_msg_send (self->sock, NULL, &header, &body);
 }
 
 //  (Re)connects to the broker with a fresh socket and registers.
 static int
-s_connect (self_t *self, char **error)
+s_connect (self_t *self, const char **error)
 {
     //  The new socket replaces the old one only once it is connected, so a
     //  failed reconnection leaves the worker on its old socket
@@ -183,14 +193,14 @@ s_connect (self_t *self, char **error)
     assert (dealer);
     zsock_set_sndhwm (dealer, WORKER_HWM);
     zsock_set_rcvhwm (dealer, WORKER_HWM);
-    zsock_set_maxmsgsize (dealer, CART_WIRE_MSG_MAX);
+    zsock_set_maxmsgsize (dealer, CART_BODY_WIRE_MAX);
     zsock_set_linger (dealer, 0);
     zsock_set_reconnect_ivl (dealer, 100);
     zsock_set_reconnect_ivl_max (dealer, 1000);
     if (zsock_connect (dealer, "%s", self->endpoint)) {
         if (error)
-            *error = zsys_sprintf ("cannot connect to '%s': %s", self->endpoint,
-                                   zmq_strerror (zmq_errno ()));
+            *error = cart_errorf ("cannot connect to '%s': %s", self->endpoint,
+                                  zmq_strerror (zmq_errno ()));
         zsock_destroy (&dealer);
         return -1;
     }
@@ -208,22 +218,22 @@ s_send_heartbeat (self_t *self)
     int64_t now = zclock_mono ();
     bool with_load = now >= self->load_at;
     self->heartbeat_at = now + self->heartbeat_ms;
-    if (s_send_const (self, CART_PROTO_WORKER, CART_PROTO_LEN, 1) == -1)
-        return; //  no room or no broker: the next one
-    s_send_const (self, &s_cmd_heartbeat, 1, with_load);
-    if (with_load) {
-        self->out.size = 0;
-        cart_load_encode (&self->pk, self->n_shards);
-        for (size_t i = 0; i < self->n_shards; i++) {
-            cart_shard_stats_t entry = {
-                .shard = self->shards[i],
-                .carts = cart_partition_carts (self->partitions[i]),
-                .items = cart_partition_items (self->partitions[i])};
-            cart_load_encode_entry (&self->pk, &entry);
-        }
-        zmq_send (self->sock, self->out.data, self->out.size, ZMQ_DONTWAIT);
-        self->load_at = now + LOAD_MS;
+    cart_header_t header = {.command = CART_CMD_HEARTBEAT};
+    if (!with_load) {
+        cart_msg_send (self->sock, NULL, &header, NULL);
+        return;
     }
+    self->out.size = 0;
+    cart_load_encode (&self->pk, self->n_shards);
+    for (size_t i = 0; i < self->n_shards; i++) {
+        cart_shard_stats_t entry = {.shard = self->shards[i],
+                                    .carts = cart_partition_carts (self->partitions[i]),
+                                    .items = cart_partition_items (self->partitions[i])};
+        cart_load_encode_entry (&self->pk, &entry);
+    }
+    cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);
+    cart_msg_send (self->sock, NULL, &header, &body);
+    self->load_at = now + LOAD_MS;
 }
 
 //  --------------------------------------------------------------------------
@@ -346,88 +356,121 @@ s_run_remove (self_t *self, cart_partition_t *part, const cart_request_t *req,
     return rc;
 }
 
-//  Runs a request on its shard and writes the reply body into self->out.
-//  Returns the reply's status.
+//  Each operation's function, from CART_OPS: a new operation without one
+//  does not compile, and none runs by default.
+typedef int (*run_fn) (self_t *self, cart_partition_t *part, const cart_request_t *req,
+                       uint64_t key);
+#define CART_OP_RUN(NAME, name, number, request, reply) [number] = s_run_##name,
+static const run_fn s_runs[] = {CART_OPS (CART_OP_RUN)};
+#undef CART_OP_RUN
+_Static_assert(sizeof (s_runs) / sizeof (s_runs[0]) == CART_OP_COUNT + 1,
+               "every operation has its function");
+
+//  Runs the current request on its shard and writes the reply body into
+//  self->out. Returns the reply's status.
 static int
-s_run (self_t *self, const cart_msg_t *msg)
+s_run (self_t *self)
 {
-    int32_t slot = msg->shard < self->slot_limit ? self->slot_of[msg->shard] : -1;
+    const cart_header_t *header = &self->msg.header;
+    int32_t slot = header->shard < self->slot_limit ? self->slot_of[header->shard] : -1;
     if (slot < 0) {
-        s_error (self, "shard %u is not served by this worker", msg->shard);
+        s_error (self, "shard %u is not served by this worker", header->shard);
         return CART_UNAVAILABLE;
     }
     cart_request_t req;
     const char *error;
-    if (cart_request_decode (msg->body.data, msg->body.size, &req, &error)) {
+    if (cart_request_decode (cart_msg_body (&self->msg), cart_msg_body_size (&self->msg),
+                             &req, &error)) {
         s_error (self, "%s", error);
         return CART_BAD_REQUEST;
     }
-    if (cart_hash_key (req.customer, req.customer_len) != msg->key) {
+    if (cart_hash_key (req.customer, req.customer_len) != header->key) {
         s_error (self, "the routing key is not hash_key of the customerId");
         return CART_BAD_REQUEST;
     }
-    cart_partition_t *part = self->partitions[slot];
-    switch (req.op) {
-        case CART_OP_GET:
-            return s_run_get (self, part, &req, msg->key);
-        case CART_OP_ADD:
-            return s_run_add (self, part, &req, msg->key);
-        case CART_OP_SET:
-            return s_run_set (self, part, &req, msg->key);
-        case CART_OP_REMOVE:
-            return s_run_remove (self, part, &req, msg->key);
-        default:
-            return s_run_checkout (self, part, &req, msg->key);
-    }
+    return s_runs[req.op](self, self->partitions[slot], &req, header->key);
 }
 
-//  Answers a REQUEST (parts: protocol, command, shard, client, corr, key,
-//  body) with [protocol][REPLY][client][corr][status][body].
+//  Answers the current REQUEST with a REPLY of the same corr and shard.
 static void
-s_handle_request (self_t *self, const cart_msg_t *msg)
+s_handle_request (self_t *self)
 {
     self->out.size = 0;
-    int status = s_run (self, msg);
-    uint8_t status_wire[2] = {(uint8_t)(status >> 8), (uint8_t)status};
-    if (s_send_const (self, CART_PROTO_WORKER, CART_PROTO_LEN, 1) == -1)
-        return; //  the queue to the broker is full: dropped
-    s_send_const (self, &s_cmd_reply, 1, 1);
-    zmq_msg_send (&self->parts[3], self->sock, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    zmq_msg_send (&self->parts[4], self->sock, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    zmq_send (self->sock, status_wire, 2, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    zmq_send (self->sock, self->out.data, self->out.size, ZMQ_DONTWAIT);
+    int status = s_run (self);
+    cart_header_t header = {.command = CART_CMD_REPLY,
+                            .status = (uint16_t)status,
+                            .shard = self->msg.header.shard,
+                            .corr = self->msg.header.corr};
+    cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);
+    cart_msg_send (self->sock, NULL, &header, &body); //  dropped when full
+}
+
+//  --------------------------------------------------------------------------
+//  Refusal
+
+//  The broker refused our READY: a shard already served by another live
+//  worker is retried for a few beats (a predecessor that crashed is not
+//  yet known dead); anything else, or a refusal that lasts, is final.
+static void
+s_handle_refuse (self_t *self)
+{
+    cart_reply_t reply;
+    char text[300] = "the broker refused this worker";
+    if (cart_reply_decode (cart_msg_body (&self->msg), cart_msg_body_size (&self->msg),
+                           &reply, NULL) == 0 &&
+        reply.kind == CART_BODY_ERROR)
+        snprintf (text, sizeof (text), "the broker refused this worker: %.*s",
+                  (int)reply.message_len, reply.message);
+    if (self->msg.header.status == CART_CONFLICT && ++self->refusals < REFUSALS) {
+        if (self->verbose)
+            zsys_info ("worker: %s; trying again", text);
+        self->ready_due = true;
+        return;
+    }
+    zsys_error ("worker: %s", text);
+    zstr_sendm (self->pipe, "FATAL");
+    zstr_send (self->pipe, text);
+    zsock_destroy (&self->dealer); //  the broker sees us gone
+    self->sock = NULL;
+    self->failed = true;
 }
 
 //  --------------------------------------------------------------------------
 //  The loop
 
+//  Receives and handles one message from the broker (flags 0 waits up to
+//  ZMQ_RCVTIMEO). Returns false when none came.
 static bool
-s_recv (self_t *self, int flags)
+s_handle_broker (self_t *self, int flags)
 {
-    self->n_parts = cart_msg_recv (self->sock, self->parts, PARTS, flags);
-    return self->n_parts > 0;
-}
-
-static void
-s_handle_broker (self_t *self)
-{
-    cart_frame_t frames[PARTS];
-    size_t n = self->n_parts;
-    for (size_t i = 0; i < n && i < PARTS; i++)
-        frames[i] = (cart_frame_t){zmq_msg_data (&self->parts[i]),
-                                   zmq_msg_size (&self->parts[i])};
-    cart_msg_t msg;
     const char *error;
-    if (cart_msg_parse_worker (frames, n, CART_SHARDS_MAX, &msg, &error)) {
-        if (self->verbose)
-            zsys_warning ("worker: dropped a malformed message: %s", error);
-        return;
-    }
+    int rc = cart_msg_recv (self->sock, CART_AT_WORKER, false, &self->msg, flags, &error);
+    if (rc == -1 && self->verbose)
+        zsys_warning ("worker: dropped a malformed message: %s", error);
+    if (rc != 1)
+        return rc != 0;
     self->broker_expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
-    if (msg.command == CART_W_REQUEST)
-        s_handle_request (self, &msg);
-    else if (msg.command == CART_W_DISCONNECT)
-        self->ready_due = true; //  at the next heartbeat: never a READY storm
+    switch ((cart_command_t)self->msg.header.command) {
+        case CART_CMD_REQUEST:
+            self->refusals = 0; //  the broker routes to us: we are in
+            s_handle_request (self);
+            break;
+        case CART_CMD_DISCONNECT:
+            self->ready_due = true; //  at the next heartbeat: never a READY storm
+            break;
+        case CART_CMD_REFUSE:
+            s_handle_refuse (self);
+            break;
+        case CART_CMD_HEARTBEAT:
+            self->refusals = 0;
+            break;
+        case CART_CMD_REPLY:
+        case CART_CMD_PING:
+        case CART_CMD_STATS:
+        case CART_CMD_READY:
+            break; //  cart_msg_recv lets none of these through at a worker
+    }
+    return true;
 }
 
 static void
@@ -437,19 +480,10 @@ s_drain (self_t *self, int wait_ms)
     //  call, where zmq_poll costs several (it checks the socket's mailbox
     //  before and after); then what else is queued is read without waiting
     zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof (wait_ms));
-    for (int i = 0; i < 256 && s_recv (self, i ? ZMQ_DONTWAIT : 0); i++) {
-        s_handle_broker (self);
-        cart_msg_close (self->parts, PARTS, self->n_parts);
-    }
-}
-
-static void
-s_handle_pipe (self_t *self)
-{
-    char *command = zstr_recv (self->pipe);
-    if (!command || streq (command, "$TERM"))
-        self->terminated = true;
-    zstr_free (&command);
+    for (int i = 0; i < 256 && self->sock && s_handle_broker (self, i ? ZMQ_DONTWAIT : 0);
+         i++)
+        ;
+    cart_msg_close (&self->msg);
 }
 
 static void
@@ -473,74 +507,36 @@ static void
 s_loop (self_t *self)
 {
     while (!self->terminated) {
-        //  The pipe is looked at once per heartbeat (see cart_broker.c)
+        if (self->failed) {
+            //  Nothing left to do but wait for $TERM, blocking
+            if (cart_actor_recv (self->pipe, "worker", NULL) == CART_ACTOR_TERM)
+                self->terminated = true;
+            continue;
+        }
         int64_t wait = self->heartbeat_at - zclock_mono ();
+        if (wait > CART_PIPE_MS)
+            wait = CART_PIPE_MS;
         s_drain (self, wait > 0 ? (int)wait : 0);
-        if (zclock_mono () >= self->heartbeat_at &&
-            (zsock_events (self->pipe) & ZMQ_POLLIN))
-            s_handle_pipe (self);
-        s_timers (self);
+        if (!self->failed)
+            s_timers (self);
+        if (cart_actor_due (&self->pipe_at) && (zsock_events (self->pipe) & ZMQ_POLLIN) &&
+            cart_actor_recv (self->pipe, "worker", NULL) == CART_ACTOR_TERM)
+            self->terminated = true;
     }
 }
 
 void
 cart_worker_actor (zsock_t *pipe, void *args)
 {
-    char *error = NULL;
+    const char *error = NULL;
     self_t *self = s_self_new (pipe, (const cart_worker_config_t *)args, &error);
     if (self && s_connect (self, &error))
         s_self_destroy (&self);
-    zsock_signal (pipe, 0);
-    zstr_send (pipe, self ? "OK" : error);
-    zstr_free (&error);
-    if (self) {
+    if (cart_actor_ready (pipe, self ? NULL : error) == 0) {
         s_loop (self);
         s_self_destroy (&self);
-        cart_hash_thread_end ();
-        return;
     }
-    char *command;
-    while ((command = zstr_recv (pipe)) && !streq (command, "$TERM"))
-        zstr_free (&command);
-    zstr_free (&command);
-}
-
-//  --------------------------------------------------------------------------
-//  The handle that callers hold
-
-struct _cart_worker_t {
-    zactor_t *actor;
-};
-
-cart_worker_t *
-cart_worker_new (const cart_worker_config_t *config, char **error)
-{
-    cart_worker_t *self = (cart_worker_t *)zmalloc (sizeof (cart_worker_t));
-    assert (self);
-    self->actor = zactor_new (cart_worker_actor, (void *)config);
-    assert (self->actor);
-    char *status = zstr_recv (self->actor);
-    if (status && streq (status, "OK")) {
-        zstr_free (&status);
-        return self;
-    }
-    if (error)
-        *error = status ? status : strdup ("worker thread interrupted");
-    else
-        zstr_free (&status);
-    cart_worker_destroy (&self);
-    return NULL;
-}
-
-void
-cart_worker_destroy (cart_worker_t **self_p)
-{
-    cart_worker_t *self = *self_p;
-    if (!self)
-        return;
-    zactor_destroy (&self->actor);
-    free (self);
-    *self_p = NULL;
+    cart_hash_thread_end ();
 }
 
 //  --------------------------------------------------------------------------
@@ -548,7 +544,8 @@ cart_worker_destroy (cart_worker_t **self_p)
 
 struct _cart_workers_t {
     size_t count;
-    cart_worker_t **workers;
+    zactor_t **actors;
+    char failure[320]; //  the first FATAL report, or ""
 };
 
 void
@@ -557,49 +554,58 @@ cart_workers_destroy (cart_workers_t **self_p)
     cart_workers_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->count; i++)
-        cart_worker_destroy (&self->workers[i]);
-    free (self->workers);
+    cart_actors_destroy (self->actors, self->count);
+    free (self->actors);
     free (self);
     *self_p = NULL;
 }
 
-cart_workers_t *
-cart_workers_new (const cart_worker_config_t *config, size_t threads, char **error)
+//  Checks the shard list of a set: in range, none twice.
+static int
+s_check_set (const cart_worker_config_t *config, size_t threads, const char **error)
 {
     if (config->n_shards == 0 || threads == 0 || threads > CART_THREADS_MAX) {
-        if (error)
-            *error = zsys_sprintf ("a set of workers runs 1 to %d threads on 1 or more "
-                                   "shards",
-                                   CART_THREADS_MAX);
-        return NULL;
+        *error = cart_errorf ("a set of workers runs 1 to %d threads on 1 or more shards",
+                              CART_THREADS_MAX);
+        return -1;
     }
     //  A shard owned by two threads would have two partitions: refuse
     uint8_t *seen = (uint8_t *)calloc (CART_SHARDS_MAX, 1);
     assert (seen);
-    for (size_t i = 0; i < config->n_shards; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < config->n_shards && rc == 0; i++) {
         uint32_t shard = config->shards[i];
         if (shard < CART_SHARDS_MAX && seen[shard]++) {
-            if (error)
-                *error = zsys_sprintf ("shard %u is listed twice", shard);
-            free (seen);
-            return NULL;
+            *error = cart_errorf ("shard %u is listed twice", shard);
+            rc = -1;
         }
     }
     free (seen);
+    return rc;
+}
+
+cart_workers_t *
+cart_workers_new (const cart_worker_config_t *config, size_t threads, const char **error)
+{
+    const char *fault = NULL;
+    if (s_check_set (config, threads, &fault)) {
+        if (error)
+            *error = fault;
+        return NULL;
+    }
     cart_workers_t *self = (cart_workers_t *)zmalloc (sizeof (cart_workers_t));
     size_t count = threads < config->n_shards ? threads : config->n_shards;
-    self->workers = (cart_worker_t **)calloc (count, sizeof (cart_worker_t *));
+    self->actors = (zactor_t **)calloc (count, sizeof (zactor_t *));
     uint32_t *mine = (uint32_t *)malloc (config->n_shards * sizeof (uint32_t));
-    assert (self && self->workers && mine);
+    assert (self && self->actors && mine);
     for (size_t t = 0; t < count; t++) {
         cart_worker_config_t own = *config;
         own.shards = mine;
         own.n_shards = 0;
         for (size_t i = t; i < config->n_shards; i += count)
             mine[own.n_shards++] = config->shards[i];
-        self->workers[t] = cart_worker_new (&own, error);
-        if (!self->workers[t])
+        self->actors[t] = cart_actor_start (cart_worker_actor, &own, error);
+        if (!self->actors[t])
             break;
         self->count++;
     }
@@ -607,4 +613,19 @@ cart_workers_new (const cart_worker_config_t *config, size_t threads, char **err
     if (self->count < count)
         cart_workers_destroy (&self);
     return self;
+}
+
+const char *
+cart_workers_failure (cart_workers_t *self)
+{
+    for (size_t i = 0; i < self->count && !self->failure[0]; i++)
+        if (zsock_events (zactor_sock (self->actors[i])) & ZMQ_POLLIN) {
+            char *kind = NULL, *text = NULL;
+            if (zstr_recvx (self->actors[i], &kind, &text, NULL) == 2 &&
+                streq (kind, "FATAL"))
+                snprintf (self->failure, sizeof (self->failure), "%s", text);
+            zstr_free (&kind);
+            zstr_free (&text);
+        }
+    return self->failure[0] ? self->failure : NULL;
 }

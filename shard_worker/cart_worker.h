@@ -10,13 +10,18 @@
 
         uint32_t shards[] = {0, 2};
         cart_worker_config_t config = {.broker = "tcp://127.0.0.1:5556",
+                                       .cluster_shards = 4,
                                        .shards = shards, .n_shards = 2};
-        char *error = NULL;
-        cart_worker_t *worker = cart_worker_new (&config, &error);
+        const char *error = NULL;
+        cart_workers_t *workers = cart_workers_new (&config, 1, &error);
         ...
-        cart_worker_destroy (&worker);
+        cart_workers_destroy (&workers);
 
-    The actor's commands on its pipe: "$TERM" (stop).
+    The actor's commands on its pipe: "$TERM" (stop). When the broker
+    refuses it for good (its shard has another live worker, or its shard
+    count or heartbeat differs from the broker's), it sends
+        zstr_sendx (pipe, "FATAL", "the broker refused this worker: ...", NULL)
+    closes its socket and waits for $TERM.
     =========================================================================
 */
 #ifndef CART_WORKER_H_INCLUDED
@@ -26,22 +31,14 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *broker;     //  the broker's backend endpoint
-    const uint32_t *shards; //  the shards to own, each 0..CART_SHARDS_MAX-1
-    size_t n_shards;        //  1..CART_SHARDS_MAX
-    int heartbeat_ms;       //  0: CART_HEARTBEAT_MS
-    int liveness;           //  0: CART_LIVENESS
+    const char *broker;      //  the broker's backend endpoint
+    uint32_t cluster_shards; //  the cluster's shard count, as the broker's
+    const uint32_t *shards;  //  the shards to own, each below cluster_shards
+    size_t n_shards;         //  1..cluster_shards
+    int heartbeat_ms;        //  0: CART_HEARTBEAT_MS
+    int liveness;            //  0: CART_LIVENESS
     bool verbose;
 } cart_worker_config_t;
-
-typedef struct _cart_worker_t cart_worker_t;
-
-//  Start a worker thread. Returns NULL on a bad config or endpoint, with
-//  *error (when error is not NULL) set to a message the caller frees.
-cart_worker_t *cart_worker_new (const cart_worker_config_t *config, char **error);
-
-//  Stop a worker and destroy it (and its carts); sets *self_p to NULL.
-void cart_worker_destroy (cart_worker_t **self_p);
 
 //  A set of worker threads that share a list of shards between them,
 //  round-robin: how one process holds many shards (shard_worker --threads,
@@ -53,13 +50,18 @@ typedef struct _cart_workers_t cart_workers_t;
 #define CART_THREADS_MAX 64
 
 //  Start min (threads, config->n_shards) workers; config->shards are dealt
-//  out between them. Returns NULL with *error set (caller frees) when any
+//  out between them. Returns NULL with *error set (cart_types.h) when any
 //  of them fails to start; then none runs.
 cart_workers_t *cart_workers_new (const cart_worker_config_t *config, size_t threads,
-                                  char **error);
+                                  const char **error);
 
-//  Stop and destroy every worker of the set; sets *self_p to NULL.
+//  Stop and destroy every worker of the set together (each is told to stop
+//  before any is waited for); sets *self_p to NULL.
 void cart_workers_destroy (cart_workers_t **self_p);
+
+//  Why a worker of the set gave up (the broker refused it for good), or
+//  NULL while none has. Does not wait.
+const char *cart_workers_failure (cart_workers_t *self);
 
 //  The actor itself, for zactor_new; args is a cart_worker_config_t *.
 void cart_worker_actor (zsock_t *pipe, void *args);

@@ -3,7 +3,7 @@
 #include <stdio.h>
 
 #include "cart_args.h"
-#include "cart_proto.h"
+#include "cart_wire.h"
 #include "cart_worker.h"
 
 static void
@@ -13,13 +13,23 @@ s_help (FILE *out)
              "usage: shard_worker --shard LIST [--shard LIST ...] [options]\n\n"
              "Owns the carts of the listed shards and serves them to a broker.\n\n"
              "  --shard LIST     shards to own: 3, 0,2,5 or 0-7 (repeatable)\n"
+             "  --shards S       shards in the cluster, as the broker's --shards\n"
+             "                   (default 4)\n"
              "  --broker EP      the broker's backend (default tcp://127.0.0.1:5556)\n"
              "  --threads N      worker threads sharing the shards, 1..64 (default 1)\n"
              "  --heartbeat MS   heartbeat interval (default %d)\n"
              "  --verbose        log registrations and reconnections\n"
              "  --help           this text\n\n"
-             "Each shard is owned by one thread. SIGINT or SIGTERM stops the workers.\n",
+             "Each shard is owned by one thread. SIGINT or SIGTERM stops the workers.\n"
+             "Exits 1 when the broker refuses them: a listed shard has another live\n"
+             "worker, or the shard count or heartbeat differs from the broker's.\n",
              CART_HEARTBEAT_MS);
+}
+
+static bool
+s_failed (void *workers)
+{
+    return cart_workers_failure ((cart_workers_t *)workers) != NULL;
 }
 
 int
@@ -27,6 +37,7 @@ main (int argc, char **argv)
 {
     cart_args_block_signals ();
     static const struct option options[] = {{"shard", required_argument, NULL, 's'},
+                                            {"shards", required_argument, NULL, 'S'},
                                             {"broker", required_argument, NULL, 'b'},
                                             {"threads", required_argument, NULL, 't'},
                                             {"heartbeat", required_argument, NULL, 'H'},
@@ -35,11 +46,16 @@ main (int argc, char **argv)
                                             {NULL, 0, NULL, 0}};
     static uint32_t shards[CART_SHARDS_MAX];
     size_t n_shards = 0;
-    cart_worker_config_t config = {.broker = "tcp://127.0.0.1:5556"};
+    cart_worker_config_t config = {.broker = "tcp://127.0.0.1:5556", .cluster_shards = 4};
     long threads = 1, number;
     int opt;
-    while ((opt = getopt_long (argc, argv, "s:b:t:H:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "s:S:b:t:H:vh", options, NULL)) != -1) {
         switch (opt) {
+            case 'S':
+                if (cart_args_number (optarg, 1, CART_SHARDS_MAX, &number))
+                    goto usage;
+                config.cluster_shards = (uint32_t)number;
+                break;
             case 's':
                 if (cart_args_shards (optarg, shards, CART_SHARDS_MAX, &n_shards))
                     goto usage;
@@ -71,20 +87,23 @@ main (int argc, char **argv)
 
     config.shards = shards;
     config.n_shards = n_shards;
-    char *error = NULL;
+    const char *error = NULL;
     cart_workers_t *workers = cart_workers_new (&config, (size_t)threads, &error);
     if (!workers) {
         fprintf (stderr, "shard_worker: %s\n", error);
-        free (error);
         return 1;
     }
     printf ("shard_worker: %zu shard(s) on %ld thread(s), broker %s\n", n_shards, threads,
             config.broker);
     fflush (stdout);
-    int signal = cart_args_wait_signal ();
-    fprintf (stderr, "shard_worker: signal %d, stopping\n", signal);
+    int signal = cart_args_wait (s_failed, workers);
+    const char *failure = cart_workers_failure (workers);
+    if (signal)
+        fprintf (stderr, "shard_worker: signal %d, stopping\n", signal);
+    else
+        fprintf (stderr, "shard_worker: %s; stopping\n", failure);
     cart_workers_destroy (&workers);
-    return 0;
+    return signal ? 0 : 1;
 
 usage:
     fprintf (stderr, "shard_worker: bad argument (see --help)\n");

@@ -46,11 +46,12 @@ s_start_broker (const char *frontend, const char *backend)
 static void
 s_start_worker (int shard)
 {
-    char list[8];
+    char list[8], shards[8];
     snprintf (list, sizeof (list), "%d", shard);
+    snprintf (shards, sizeof (shards), "%d", SHARDS);
     char line[256];
     s_workers[shard] = test_spawn (line, sizeof (line), "shard_worker", "--broker",
-                                   s_backend, "--shard", list, NULL);
+                                   s_backend, "--shards", shards, "--shard", list, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -125,7 +126,7 @@ s_setup (void **state)
     s_start_broker ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
     for (int i = 0; i < SHARDS; i++)
         s_start_worker (i);
-    char *error = NULL;
+    const char *error = NULL;
     s_client = cart_client_new (s_frontend, &error);
     assert_non_null (s_client);
     char id[32];
@@ -243,14 +244,23 @@ test_pipelined (void **state)
     zchunk_destroy (&body);
 }
 
-static zframe_t *
-s_frame_at (zmsg_t *msg, size_t index)
+//  --------------------------------------------------------------------------
+//  Raw peers, for input that the client library would never send
+
+static void
+s_raw_send (zsock_t *sock, const cart_header_t *header, const void *body, size_t size)
 {
-    zframe_t *frame = zmsg_first (msg);
-    while (frame && index--)
-        frame = zmsg_next (msg);
-    assert_non_null (frame);
-    return frame;
+    cart_frame_t frame = cart_frame_bytes (body, size);
+    assert_int_equal (
+        cart_msg_send (zsock_resolve (sock), NULL, header, body ? &frame : NULL), 0);
+}
+
+//  Receives one message at `at` within 5 s; returns cart_msg_recv's result.
+static int
+s_raw_recv (zsock_t *sock, int at, cart_msg_t *msg)
+{
+    zsock_set_rcvtimeo (sock, 5000);
+    return cart_msg_recv (zsock_resolve (sock), at, false, msg, 0, NULL);
 }
 
 //  Bad input from the bus: answered or dropped, and the cluster serves on.
@@ -259,42 +269,37 @@ test_malformed_from_the_bus (void **state)
 {
     zsock_t *raw = zsock_new_dealer (s_frontend);
     assert_non_null (raw);
-    zsock_set_rcvtimeo (raw, 5000);
-    uint8_t corr[8] = {0, 0, 0, 0, 0, 0, 0, 42};
-    uint8_t key[8];
+    cart_msg_t reply;
+    cart_msg_init (&reply);
     //  A request whose key is not hash_key of its customer: the worker says 400
-    cart_put_u64 (key, cart_hash_key_str ("someone-else"));
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addmem (msg, CART_PROTO_CLIENT, CART_PROTO_LEN);
-    zmsg_addmem (msg, "\x01", 1);
-    zmsg_addmem (msg, corr, 8);
-    zmsg_addmem (msg, key, 8);
-    zmsg_addmem (msg,
-                 "\x92\x01\xa3"
-                 "abc",
-                 6);
-    zmsg_send (&msg, raw);
-    zmsg_t *reply = zmsg_recv (raw);
-    assert_non_null (reply);
-    assert_int_equal (zmsg_size (reply), 5);
-    assert_memory_equal (zframe_data (s_frame_at (reply, 3)), "\x01\x90", 2); //  400
-    zmsg_destroy (&reply);
+    const char body[] = "\x92\x01\xa3"
+                        "abc";
+    cart_header_t header = {.command = CART_CMD_REQUEST,
+                            .corr = 42,
+                            .key = cart_hash_key_str ("someone-else")};
+    s_raw_send (raw, &header, body, sizeof (body) - 1);
+    assert_int_equal (s_raw_recv (raw, CART_AT_CLIENT, &reply), 1);
+    assert_int_equal (reply.header.corr, 42);
+    assert_int_equal (reply.header.status, CART_BAD_REQUEST);
 
-    //  A request with a truncated key frame: the broker says 400
-    msg = zmsg_new ();
-    zmsg_addmem (msg, CART_PROTO_CLIENT, CART_PROTO_LEN);
-    zmsg_addmem (msg, "\x01", 1);
-    zmsg_addmem (msg, corr, 8);
-    zmsg_addmem (msg, key, 3);
-    zmsg_addmem (msg, "", 0);
-    zmsg_send (&msg, raw);
-    reply = zmsg_recv (raw);
-    assert_non_null (reply);
-    assert_memory_equal (zframe_data (s_frame_at (reply, 3)), "\x01\x90", 2);
-    zmsg_destroy (&reply);
+    //  A request whose key is not below 2^63: the broker says 400
+    header.key = UINT64_MAX;
+    header.corr = 43;
+    s_raw_send (raw, &header, body, sizeof (body) - 1);
+    assert_int_equal (s_raw_recv (raw, CART_AT_CLIENT, &reply), 1);
+    assert_int_equal (reply.header.corr, 43);
+    assert_int_equal (reply.header.status, CART_BAD_REQUEST);
 
-    //  Garbage: dropped without an answer; the next request is served
+    //  A CART/1 request and garbage get no answer: the PING sent after them
+    //  is the next thing that comes back
+    zstr_sendx (raw, "CARTC01", "\x01", "12345678", "12345678", "", NULL);
     zstr_sendx (raw, "garbage", "more", NULL);
+    header = (cart_header_t){.command = CART_CMD_PING, .corr = 44};
+    s_raw_send (raw, &header, NULL, 0);
+    assert_int_equal (s_raw_recv (raw, CART_AT_CLIENT, &reply), 1);
+    assert_int_equal (reply.header.corr, 44);
+    assert_int_equal (reply.header.status, CART_OK);
+    cart_msg_close (&reply);
     zsock_destroy (&raw);
     assert_int_equal (s_call (CART_OP_GET, "after-garbage", NULL, 0, NULL), CART_OK);
 }
@@ -332,63 +337,115 @@ test_worker_crash_and_restart (void **state)
     assert_int_equal (s_wait_serving (victim, 30000), CART_OK);
 }
 
-//  A rogue peer on the backend: it takes shard 0 with READY, then answers
-//  a request with correlation ids that are not the request's (0, which
-//  every free slot of a client holds, and a random one). The client must
-//  not take them for results: the request ends at its deadline. When the
-//  rogue leaves, shard 0's real worker gets its shard back by itself.
+//  A stranger on the backend claims shard 0, which a live worker serves:
+//  it is refused (409), receives no request, and shard 0's customers keep
+//  being served by their worker, with their carts.
 static void
 test_rogue_worker (void **state)
 {
     char id[32];
     s_customer_on (0, id, sizeof (id));
+    assert_int_equal (s_call (CART_OP_ADD, id, "kept", 1, NULL), CART_CREATED);
     zsock_t *rogue = zsock_new_dealer (s_backend);
     assert_non_null (rogue);
-    zsock_set_rcvtimeo (rogue, 5000);
-    uint8_t shard[4] = {0, 0, 0, 0};
-    zmsg_t *ready = zmsg_new ();
-    zmsg_addmem (ready, CART_PROTO_WORKER, CART_PROTO_LEN);
-    zmsg_addmem (ready, "\x01", 1);
-    zmsg_addmem (ready, shard, 4);
-    zmsg_send (&ready, rogue);
-    //  Send requests until one reaches the rogue (READY is read first)
-    zmsg_t *request = NULL;
-    int64_t until = zclock_mono () + 5000;
-    while (!request && zclock_mono () < until) {
-        cart_request_t req = {
-            .op = CART_OP_GET, .customer = id, .customer_len = strlen (id)};
-        assert_int_equal (cart_client_send (s_client, &req, 300, NULL, NULL, NULL), 0);
-        cart_result_t result;
-        assert_int_equal (cart_client_recv (s_client, &result, -1), 1);
-        if (result.status == CART_TIMEOUT)
-            request = zmsg_recv (rogue);
-    }
-    assert_non_null (request);
-    //  [proto][REQUEST][shard][client][corr][key][body]: answer with bad corrs
-    zframe_t *client = s_frame_at (request, 3);
-    uint8_t corrs[2][8] = {{0}, {1, 2, 3, 4, 5, 6, 7, 8}};
-    for (int i = 0; i < 2; i++) {
-        zmsg_t *reply = zmsg_new ();
-        zmsg_addmem (reply, CART_PROTO_WORKER, CART_PROTO_LEN);
-        zmsg_addmem (reply, "\x03", 1);
-        zmsg_addmem (reply, zframe_data (client), zframe_size (client));
-        zmsg_addmem (reply, corrs[i], 8);
-        zmsg_addmem (reply, "\x00\xc8", 2);
-        zmsg_addmem (reply, "", 0);
-        zmsg_send (&reply, rogue);
-    }
-    zmsg_destroy (&request);
-    //  A request now: nothing but its own result or its timeout comes back
-    cart_request_t req = {
-        .op = CART_OP_GET, .customer = "other-customer", .customer_len = 14};
-    uint64_t corr = 0;
-    assert_int_equal (cart_client_send (s_client, &req, 2000, NULL, &corr, NULL), 0);
-    cart_result_t result;
-    assert_int_equal (cart_client_recv (s_client, &result, -1), 1);
-    assert_int_equal (result.corr, corr);
-    assert_int_equal (cart_client_pending (s_client), 0);
+    uint32_t shard = 0;
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    cart_ready_encode (&pk, SHARDS, CART_HEARTBEAT_MS, &shard, 1);
+    cart_header_t header = {.command = CART_CMD_READY};
+    s_raw_send (rogue, &header, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    cart_msg_t msg;
+    cart_msg_init (&msg);
+    assert_int_equal (s_raw_recv (rogue, CART_AT_WORKER, &msg), 1);
+    assert_int_equal (msg.header.command, CART_CMD_REFUSE);
+    assert_int_equal (msg.header.status, CART_CONFLICT);
+    //  The cart is still there, served by its worker
+    zchunk_t *body = NULL;
+    assert_int_equal (s_call (CART_OP_GET, id, NULL, 0, &body), CART_OK);
+    cart_reply_t reply;
+    assert_int_equal (
+        cart_reply_decode (zchunk_data (body), zchunk_size (body), &reply, NULL), 0);
+    assert_int_equal (reply.n_items, 1);
+    zchunk_destroy (&body);
+    //  ... and nothing was routed to the rogue
+    assert_int_equal (cart_msg_recv (zsock_resolve (rogue), CART_AT_WORKER, false, &msg,
+                                     ZMQ_DONTWAIT, NULL),
+                      0);
+    cart_msg_close (&msg);
     zsock_destroy (&rogue);
+}
+
+//  A second shard_worker for a shard that has a live worker is refused: it
+//  exits 1, saying why, and the first keeps the shard.
+static void
+test_second_worker_refused (void **state)
+{
+    char out[2048], shards[8];
+    snprintf (shards, sizeof (shards), "%d", SHARDS);
+    int status = test_run (out, sizeof (out), 30000, "shard_worker", "--broker",
+                           s_backend, "--shards", shards, "--shard", "1", NULL);
+    print_message ("%s", out);
+    assert_int_equal (status, 1);
+    assert_non_null (strstr (out, "another live worker"));
+    char id[32];
+    s_customer_on (1, id, sizeof (id));
+    assert_int_equal (s_call (CART_OP_GET, id, NULL, 0, NULL), CART_OK);
+}
+
+//  A worker started for another cluster size or heartbeat is refused
+//  loudly, the message naming both values.
+static void
+test_misconfigured_worker (void **state)
+{
+    char out[2048];
+    int status = test_run (out, sizeof (out), 30000, "shard_worker", "--broker",
+                           s_backend, "--shards", "4", "--shard", "3", NULL);
+    print_message ("%s", out);
+    assert_int_equal (status, 1);
+    assert_non_null (strstr (out, "3 shards"));
+    assert_non_null (strstr (out, "for 4"));
+    status = test_run (out, sizeof (out), 30000, "shard_worker", "--broker", s_backend,
+                       "--shards", "3", "--shard", "2", "--heartbeat", "250", NULL);
+    print_message ("%s", out);
+    assert_int_equal (status, 1);
+    assert_non_null (strstr (out, "100 ms"));
+    assert_non_null (strstr (out, "250 ms"));
+}
+
+//  A worker paused past its liveness is replaced; when it resumes it does
+//  not take its shard back (which would hide what its replacement wrote):
+//  it is refused and exits, and the replacement's writes stay.
+static void
+test_paused_worker_not_reinstated (void **state)
+{
+    char id[32];
+    s_customer_on (2, id, sizeof (id));
+    pid_t paused = s_workers[2];
+    kill (paused, SIGSTOP);
+    int status;
+    int64_t until = zclock_mono () + 30000;
+    do
+        status = s_call_deadline (CART_OP_GET, id, NULL, 0, NULL, 100);
+    while (status != CART_UNAVAILABLE && zclock_mono () < until);
+    assert_int_equal (status, CART_UNAVAILABLE);
+    s_start_worker (2);
     assert_int_equal (s_wait_serving (id, 30000), CART_OK);
+    assert_int_equal (s_call (CART_OP_ADD, id, "written-by-replacement", 1, NULL),
+                      CART_CREATED);
+    kill (paused, SIGCONT);
+    assert_int_equal (test_wait_exit (&paused, 30000), 1);
+    zchunk_t *body = NULL;
+    assert_int_equal (s_call (CART_OP_GET, id, NULL, 0, &body), CART_OK);
+    cart_reply_t reply;
+    cart_item_t item;
+    assert_int_equal (
+        cart_reply_decode (zchunk_data (body), zchunk_size (body), &reply, NULL), 0);
+    assert_int_equal (cart_reply_next_item (&reply, &item, NULL), 1);
+    assert_int_equal (item.id_len, strlen ("written-by-replacement"));
+    zchunk_destroy (&body);
 }
 
 //  kill -9 the broker and start it again on the same endpoints: workers
@@ -419,6 +476,9 @@ main (void)
         cmocka_unit_test (test_malformed_from_the_bus),
         cmocka_unit_test (test_worker_crash_and_restart),
         cmocka_unit_test (test_rogue_worker),
+        cmocka_unit_test (test_second_worker_refused),
+        cmocka_unit_test (test_misconfigured_worker),
+        cmocka_unit_test (test_paused_worker_not_reinstated),
         cmocka_unit_test (test_broker_restart),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

@@ -56,6 +56,77 @@ test_spawn (char *line, size_t line_size, const char *program, ...)
     return pid;
 }
 
+//  Runs BIN_DIR/program with args (NULL-terminated) to its end, copying
+//  what it prints on stdout and stderr into out; fails the test if it runs
+//  longer than timeout_ms. Returns its exit status (-1 if it was killed).
+static inline int
+test_run (char *out, size_t out_size, int timeout_ms, const char *program, ...)
+{
+    char *argv[16];
+    char path[512];
+    snprintf (path, sizeof (path), "%s/%s", CART_BIN_DIR, program);
+    argv[0] = path;
+    va_list args;
+    va_start (args, program);
+    int argc = 1;
+    while ((argv[argc] = va_arg (args, char *)) && argc < 15)
+        argc++;
+    va_end (args);
+    int fds[2];
+    assert_int_equal (pipe (fds), 0);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        dup2 (fds[1], STDOUT_FILENO);
+        dup2 (fds[1], STDERR_FILENO);
+        close (fds[0]);
+        close (fds[1]);
+        execv (path, argv);
+        _exit (127);
+    }
+    close (fds[1]);
+    size_t used = 0;
+    struct pollfd item = {fds[0], POLLIN, 0};
+    int64_t until = zclock_mono () + timeout_ms;
+    ssize_t got = 1;
+    while (got > 0 && zclock_mono () < until &&
+           poll (&item, 1, (int)(until - zclock_mono ())) == 1) {
+        char chunk[256];
+        got = read (fds[0], chunk, sizeof (chunk));
+        for (ssize_t i = 0; i < got && used + 1 < out_size; i++)
+            out[used++] = chunk[i];
+    }
+    out[used] = 0;
+    close (fds[0]);
+    bool ended = got == 0;
+    if (!ended)
+        kill (pid, SIGKILL);
+    int status = 0;
+    waitpid (pid, &status, 0);
+    if (!ended)
+        fail_msg ("%s ran longer than %d ms", program, timeout_ms);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+//  Waits up to timeout_ms for a process to end by itself; returns its exit
+//  status (-1 when a signal ended it), or fails the test.
+static inline int
+test_wait_exit (pid_t *pid, int timeout_ms)
+{
+    int64_t until = zclock_mono () + timeout_ms;
+    int status = 0;
+    pid_t done = 0;
+    while ((done = waitpid (*pid, &status, WNOHANG)) == 0 && zclock_mono () < until) {
+        struct pollfd none = {-1, 0, 0};
+        poll (&none, 0, 10); //  a process's end has no descriptor to wait on
+    }
+    if (done != *pid)
+        fail_msg ("process %d did not end within %d ms", (int)*pid, timeout_ms);
+    *pid = 0;
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
 //  Stops a process; after SIGTERM it must have shut down cleanly: exit
 //  status 0 (under the sanitizers, also no leak or error reported).
 static void

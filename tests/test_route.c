@@ -20,6 +20,7 @@
 
 #include "cart_render.h"
 #include "cart_route.h"
+#include "cart_time.h"
 
 //  --------------------------------------------------------------------------
 //  Soft checks: a table test records every failing row, then fails once.
@@ -1086,8 +1087,8 @@ test_sale_expiration_valid (void **state)
             s_check (s_bytes_are (s_route.req.item.expiry, s_route.req.item.expiry_len,
                                   good[g]),
                      "%s: expiry not kept as sent", good[g]);
-        s_check (cart_route_rfc3339_valid (good[g], strlen (good[g])),
-                 "cart_route_rfc3339_valid refuses %s", good[g]);
+        s_check (cart_time_valid (good[g], strlen (good[g])),
+                 "cart_time_valid refuses %s", good[g]);
     }
     s_expect_cart ("POST", "/item/c/i", NULL,
                    "{\"offeredPrice\": 1, \"saleExpiration\": null}", CART_OP_ADD);
@@ -1147,8 +1148,8 @@ test_sale_expiration_invalid (void **state)
         s_add_fails (body, "saleExpiration");
         //  The 64-character limit belongs to the field, not to the grammar
         if (bad[b] != too_long)
-            s_check (!cart_route_rfc3339_valid (bad[b], strlen (bad[b])),
-                     "cart_route_rfc3339_valid accepts %s", bad[b]);
+            s_check (!cart_time_valid (bad[b], strlen (bad[b])),
+                     "cart_time_valid accepts %s", bad[b]);
     }
     const char *ill_typed[] = {
         "20261201", "1.5", "true", "false", "[]", "{}", "[\"2026-12-01T00:00:00Z\"]"};

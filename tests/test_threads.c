@@ -43,15 +43,17 @@ s_run_cluster (uint32_t shards, size_t threads, int sample)
     snprintf (backend, sizeof (backend), "inproc://test-threads-back-%d", clusters++);
     cart_broker_config_t config = {
         .frontend = frontend, .backend = backend, .shards = shards};
-    char *error = NULL;
+    const char *error = NULL;
     cart_broker_t *broker = cart_broker_new (&config, &error);
     assert_non_null (broker);
 
     uint32_t *list = (uint32_t *)malloc (shards * sizeof (uint32_t));
     for (uint32_t i = 0; i < shards; i++)
         list[i] = i;
-    cart_worker_config_t worker_config = {
-        .broker = config.backend, .shards = list, .n_shards = shards};
+    cart_worker_config_t worker_config = {.broker = config.backend,
+                                          .cluster_shards = shards,
+                                          .shards = list,
+                                          .n_shards = shards};
     cart_workers_t *workers = cart_workers_new (&worker_config, threads, &error);
     assert_non_null (workers);
     free (list);

@@ -1,6 +1,6 @@
 /*  =========================================================================
     fuzz_reply_decode - libFuzzer target for cart_reply_decode and
-    cart_reply_next_item (proto/cart_proto.c), and cart_render_reply
+    cart_reply_next_item (proto/cart_body.c), and cart_render_reply
     (http_front/cart_render.c) on the same bytes.
 
     Invariants: a decoded reply's fields keep PROTOCOL.md's rules; a cart's
@@ -17,7 +17,7 @@
 
 #include "cart_render.h"
 
-//  The statuses a client sees: CART/1's, and 504 from the client library
+//  The statuses a client sees: CART/2's, and 504 from the client library
 static const int s_statuses[] = {200, 201, 204, 400, 404, 409, 500, 503, 504};
 #define STATUSES (sizeof (s_statuses) / sizeof (s_statuses[0]))
 
@@ -132,7 +132,7 @@ s_round_trip (const cart_reply_t *reply, const cart_item_t *items, size_t n_item
     msgpack_sbuffer_destroy (&buf);
 }
 
-//  The HTTP status cart_render_reply may return for a CART/1 status
+//  The HTTP status cart_render_reply may return for a CART/2 status
 static bool
 s_status_fits (int status, int http)
 {

@@ -1,6 +1,6 @@
 /*  =========================================================================
     fuzz_request_decode - libFuzzer target for cart_request_decode
-    (proto/cart_proto.c) on raw bytes.
+    (proto/cart_body.c) on raw bytes.
 
     Invariants: a decoded request passes cart_request_check and its strings
     lie inside the input; encoding it and decoding the result gives the

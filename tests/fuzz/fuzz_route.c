@@ -17,6 +17,7 @@
 #include "fuzz_common.h"
 
 #include "cart_route.h"
+#include "cart_time.h"
 
 #include <math.h>
 #include <strings.h>
@@ -188,8 +189,7 @@ s_check_cart (const cart_route_t *route, const char *method)
         FUZZ_CHECK (req->item.count >= 1 && req->item.count <= CART_COUNT_MAX);
         FUZZ_CHECK (req->item.price_cents <= CART_PRICE_MAX);
         if (req->item.expiry)
-            FUZZ_CHECK (
-                cart_route_rfc3339_valid (req->item.expiry, req->item.expiry_len));
+            FUZZ_CHECK (cart_time_valid (req->item.expiry, req->item.expiry_len));
     }
     if (req->op == CART_OP_SET)
         FUZZ_CHECK (req->item.count <= CART_COUNT_MAX);

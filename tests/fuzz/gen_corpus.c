@@ -1,10 +1,13 @@
 /*  =========================================================================
     gen_corpus - writes the fuzz targets' seed corpora (a handful of valid
     inputs each) into DIR/<target>/, using the project's own encoders so
-    that every seed is well-formed CART/1.
+    that every seed is well-formed CART/2.
 
         clang -Iproto tests/fuzz/gen_corpus.c proto/cart_types.c \
-            proto/cart_proto.c -lmsgpackc -o build/fuzz/gen_corpus
+            proto/cart_time.c proto/cart_wire.c proto/cart_mpack.c \
+            proto/cart_body.c proto/cart_control.c -lmsgpackc \
+            -o build/fuzz/gen_corpus
+        rm -rf tests/fuzz/corpus/fuzz_frames
         build/fuzz/gen_corpus tests/fuzz/corpus
     =========================================================================
 */
@@ -14,7 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cart_proto.h"
+#include "cart_body.h"
+#include "cart_control.h"
+#include "cart_wire.h"
 
 static const char *s_dir;
 
@@ -212,7 +217,12 @@ s_replies (void)
 }
 
 //  --------------------------------------------------------------------------
-//  fuzz_frames: N, S (2 bytes), then length-prefixed frames; or a raw body
+//  fuzz_frames: N, then length-prefixed frames (a header and a body); or a
+//  raw frame (a header, a READY, load or stats body). N = frames + 5 *
+//  (end + 4 * routed), end indexing FRONTEND, CLIENT, BACKEND, WORKER
+//  (fuzz_frames.c): the socket end that reads the message.
+
+typedef enum { FRONTEND, CLIENT, BACKEND, WORKER } end_t;
 
 typedef struct {
     uint8_t data[4096];
@@ -220,30 +230,39 @@ typedef struct {
 } seed_t;
 
 static void
-s_seed_start (seed_t *seed, size_t frames, uint16_t shards)
+s_seed_start (seed_t *seed, size_t frames, end_t end, bool routed)
 {
-    seed->data[0] = (uint8_t)frames;
-    seed->data[1] = (uint8_t)(shards >> 8);
-    seed->data[2] = (uint8_t)shards;
-    seed->size = 3;
+    seed->data[0] = (uint8_t)(frames + 5 * (end + 4 * routed));
+    seed->size = 1;
 }
 
 static void
 s_seed_frame (seed_t *seed, const void *data, size_t size)
 {
+    if (seed->size + 2 + size > sizeof (seed->data)) {
+        fprintf (stderr, "seed too large\n");
+        exit (1);
+    }
     seed->data[seed->size++] = (uint8_t)(size >> 8);
     seed->data[seed->size++] = (uint8_t)size;
     memcpy (seed->data + seed->size, data, size);
     seed->size += size;
 }
 
+//  Writes a message seed: the header, and the body unless it is NULL, for
+//  the end that receives it: the broker's frontend and backend are ROUTER
+//  sockets, clients and workers DEALER ones (no identity frame).
 static void
-s_seed_frames (const char *name, cart_frame_t *frames, size_t n, uint16_t shards)
+s_seed_message (const char *name, end_t end, const cart_header_t *header,
+                const msgpack_sbuffer *body)
 {
+    uint8_t wire[CART_HEADER_SIZE];
+    cart_header_encode (header, wire);
     seed_t seed;
-    s_seed_start (&seed, n, shards);
-    for (size_t i = 0; i < n; i++)
-        s_seed_frame (&seed, frames[i].data, frames[i].size);
+    s_seed_start (&seed, body ? 2 : 1, end, end == FRONTEND || end == BACKEND);
+    s_seed_frame (&seed, wire, sizeof (wire));
+    if (body)
+        s_seed_frame (&seed, body->data, body->size);
     s_write ("fuzz_frames", name, seed.data, seed.size);
 }
 
@@ -261,60 +280,148 @@ static void
 s_stats_body (msgpack_packer *pk)
 {
     cart_stats_encode (pk, 3, 2);
-    cart_stats_encode_entry (pk, &(cart_shard_stats_t){0, true, 3, 7, 100});
-    cart_stats_encode_entry (pk, &(cart_shard_stats_t){2, false, 0, 0, 5});
+    cart_stats_encode_entry (
+        pk, &(cart_shard_stats_t){
+                .shard = 0, .live = true, .carts = 3, .items = 7, .requests = 100});
+    cart_stats_encode_entry (
+        pk, &(cart_shard_stats_t){.shard = 2, .stalled = true, .requests = 5});
+}
+
+static void
+s_ready_body (msgpack_packer *pk)
+{
+    static const uint32_t shards[] = {0, 1, 2};
+    cart_ready_encode (pk, 3, CART_HEARTBEAT_MS, shards, 3);
+}
+
+static void
+s_refuse_body (msgpack_packer *pk)
+{
+    uint8_t buffer[260];
+    size_t size = cart_reply_error_body (buffer, sizeof (buffer),
+                                         "shard 2 already has a worker (worker 0, live)");
+    //  Already msgpack: written as it is
+    pk->callback (pk->data, (const char *)buffer, size);
+}
+
+static msgpack_sbuffer
+s_pack (body_fn *fn)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    fn (&pk);
+    return buf;
+}
+
+//  A plausible header for each command, as its usual sender fills it
+static cart_header_t
+s_header (cart_command_t command)
+{
+    cart_header_t header = {.command = command, .corr = 42};
+    switch (command) {
+        case CART_CMD_REQUEST:
+            header.timeout_ms = 5000;
+            header.key = 938870058641657986;
+            header.shard = 2;
+            break;
+        case CART_CMD_REPLY:
+            header.status = CART_OK;
+            header.shard = 2;
+            break;
+        case CART_CMD_PING:
+        case CART_CMD_STATS:
+            header.timeout_ms = 1000;
+            header.acked = 4096;
+            break;
+        case CART_CMD_REFUSE:
+            header.status = CART_CONFLICT;
+            header.corr = 0;
+            break;
+        case CART_CMD_READY:
+        case CART_CMD_HEARTBEAT:
+        case CART_CMD_DISCONNECT:
+            header.corr = 0;
+            break;
+    }
+    return header;
 }
 
 static void
 s_frames (void)
 {
-    cart_frame_t frames[CART_FRAMES_MAX];
+    const char *t = "fuzz_frames";
+
+    //  Each command's header alone, as a raw frame
+#define SEED_HEADER(NAME, value, body, receivers)                                        \
+    {                                                                                    \
+        cart_header_t header = s_header (CART_CMD_##NAME);                               \
+        uint8_t wire[CART_HEADER_SIZE];                                                  \
+        cart_header_encode (&header, wire);                                              \
+        s_write (t, "header_" #NAME, wire, sizeof (wire));                               \
+    }
+    CART_COMMANDS (SEED_HEADER)
+#undef SEED_HEADER
+
+    //  Whole messages
     cart_request_t req = s_request (CART_OP_ADD);
-    msgpack_sbuffer body = s_encode_request (&req);
-    msgpack_sbuffer reply;
-    msgpack_sbuffer_init (&reply);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &reply, msgpack_sbuffer_write);
-    s_empty_cart_body (&pk);
-    msgpack_sbuffer load;
-    msgpack_sbuffer_init (&load);
-    msgpack_packer_init (&pk, &load, msgpack_sbuffer_write);
-    s_load_body (&pk);
-    static const uint8_t shards[] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2};
+    msgpack_sbuffer request = s_encode_request (&req);
+    msgpack_sbuffer cart = s_pack (s_empty_cart_body);
+    msgpack_sbuffer load = s_pack (s_load_body);
+    msgpack_sbuffer stats = s_pack (s_stats_body);
+    msgpack_sbuffer ready = s_pack (s_ready_body);
+    msgpack_sbuffer refuse = s_pack (s_refuse_body);
+    msgpack_sbuffer error = s_pack (s_error_body);
 
-    cart_msg_t msg = {.command = CART_C_REQUEST, .corr = 42, .key = 938870058641657986};
-    msg.body = (cart_frame_t){body.data, body.size};
-    s_seed_frames ("c_request", frames, cart_msg_frames_client (&msg, frames), 3);
-    msg = (cart_msg_t){.command = CART_C_PING, .corr = 7};
-    s_seed_frames ("c_ping", frames, cart_msg_frames_client (&msg, frames), 3);
-    msg = (cart_msg_t){.command = CART_C_STATS, .corr = 8};
-    s_seed_frames ("c_stats", frames, cart_msg_frames_client (&msg, frames), 3);
-    msg = (cart_msg_t){.command = CART_C_REPLY, .corr = 42, .status = CART_OK};
-    msg.body = (cart_frame_t){reply.data, reply.size};
-    s_seed_frames ("c_reply", frames, cart_msg_frames_client (&msg, frames), 3);
+    cart_header_t header = s_header (CART_CMD_REQUEST);
+    header.shard = 0;
+    s_seed_message ("msg_request", FRONTEND, &header, &request);
+    header = s_header (CART_CMD_REQUEST);
+    s_seed_message ("msg_request_worker", WORKER, &header, &request);
+    header = s_header (CART_CMD_REPLY);
+    s_seed_message ("msg_reply", CLIENT, &header, &cart);
+    header.status = CART_DELETED;
+    s_seed_message ("msg_reply_none", CLIENT, &header, NULL);
+    header = (cart_header_t){
+        .command = CART_CMD_REPLY, .status = CART_NOT_FOUND, .corr = 42, .shard = 2};
+    s_seed_message ("msg_reply_error", BACKEND, &header, &error);
+    header = (cart_header_t){.command = CART_CMD_REPLY, .status = CART_OK, .corr = 8};
+    s_seed_message ("msg_reply_stats", CLIENT, &header, &stats);
+    header = s_header (CART_CMD_PING);
+    s_seed_message ("msg_ping", FRONTEND, &header, NULL);
+    header = s_header (CART_CMD_STATS);
+    s_seed_message ("msg_stats", FRONTEND, &header, NULL);
+    header = s_header (CART_CMD_READY);
+    s_seed_message ("msg_ready", BACKEND, &header, &ready);
+    header = s_header (CART_CMD_HEARTBEAT);
+    s_seed_message ("msg_heartbeat", BACKEND, &header, &load);
+    s_seed_message ("msg_heartbeat_empty", WORKER, &header, NULL);
+    header = s_header (CART_CMD_DISCONNECT);
+    s_seed_message ("msg_disconnect", WORKER, &header, NULL);
+    header = s_header (CART_CMD_REFUSE);
+    s_seed_message ("msg_refuse", WORKER, &header, &refuse);
 
-    msg = (cart_msg_t){.command = CART_W_READY, .shards = shards, .n_shards = 3};
-    s_seed_frames ("w_ready", frames, cart_msg_frames_worker (&msg, frames), 3);
-    msg = (cart_msg_t){
-        .command = CART_W_REQUEST, .corr = 42, .key = 938870058641657986, .shard = 2};
-    msg.client = (cart_frame_t){"\0\x80\x00\x41\xa7", 5};
-    msg.body = (cart_frame_t){body.data, body.size};
-    s_seed_frames ("w_request", frames, cart_msg_frames_worker (&msg, frames), 3);
-    msg = (cart_msg_t){.command = CART_W_REPLY, .corr = 42, .status = CART_NOT_FOUND};
-    msg.client = (cart_frame_t){"\0\x80\x00\x41\xa7", 5};
-    msg.body = (cart_frame_t){"\xa9not found", 10};
-    s_seed_frames ("w_reply", frames, cart_msg_frames_worker (&msg, frames), 3);
-    msg = (cart_msg_t){.command = CART_W_HEARTBEAT};
-    msg.body = (cart_frame_t){load.data, load.size};
-    s_seed_frames ("w_heartbeat", frames, cart_msg_frames_worker (&msg, frames), 3);
-    msg = (cart_msg_t){.command = CART_W_DISCONNECT};
-    s_seed_frames ("w_disconnect", frames, cart_msg_frames_worker (&msg, frames), 3);
+    //  Bodies alone, as raw frames
+    s_write (t, "body_ready", ready.data, ready.size);
+    s_write (t, "body_load", load.data, load.size);
+    s_write (t, "body_stats", stats.data, stats.size);
 
-    s_body ("fuzz_frames", "load", s_load_body);
-    s_body ("fuzz_frames", "stats", s_stats_body);
-    msgpack_sbuffer_destroy (&body);
-    msgpack_sbuffer_destroy (&reply);
+    //  What an older peer sends: CART/1's first frame, a version 1 header
+    s_write (t, "cart1_frame", "CARTC01", 7);
+    uint8_t wire[CART_HEADER_SIZE];
+    header = s_header (CART_CMD_PING);
+    cart_header_encode (&header, wire);
+    wire[1] = 1;
+    s_write (t, "header_version_1", wire, sizeof (wire));
+
+    msgpack_sbuffer_destroy (&request);
+    msgpack_sbuffer_destroy (&cart);
     msgpack_sbuffer_destroy (&load);
+    msgpack_sbuffer_destroy (&stats);
+    msgpack_sbuffer_destroy (&ready);
+    msgpack_sbuffer_destroy (&refuse);
+    msgpack_sbuffer_destroy (&error);
 }
 
 int
