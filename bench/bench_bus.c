@@ -6,7 +6,7 @@
                             [--shards-list 1,4,16] [--transport inproc,tcp] ...
 
     For each transport, it runs the raw ROUTER/ROUTER forwarder with an
-    echo worker (bench_raw.h), then the CART/1 cluster (bench_cart.h) at
+    echo worker (bench_raw.h), then the CART/2 cluster (bench_cart.h) at
     each shard count, printing one line as each configuration ends and a
     markdown table at the end. bench/run_bus.sh runs redis-benchmark
     first and passes its figure here (--redis-rps) for one more ratio.
@@ -40,7 +40,7 @@ typedef struct {
     bool inproc;
     bool tcp;
     bool raw;         //  the one-frame raw ceiling
-    bool raw_cart;    //  the raw path with CART/1's frame layout
+    bool raw_cart;    //  the raw path with CART/2's frame layout
     int io_threads;   //  libzmq I/O threads, in czmq's context and the raw one
     double redis_rps; //  0: not given
 } options_t;
@@ -75,8 +75,8 @@ s_usage (FILE *out)
              "  --worker-threads N  most worker threads per cluster (4)\n"
              "  --customers N       customers the requests pick from (10000)\n"
              "  --get-percent P     share of GETs; the rest are ADDs (80)\n"
-             "  --raw-frames L      raw rows: 1 (the ceiling), 5 (CART/1's layout), or\n"
-             "                      1,5 (1,5)\n"
+             "  --raw-frames L      raw rows: 1 (the ceiling), 2 (CART/2's layout), or\n"
+             "                      1,2 (1,2)\n"
              "  --no-raw            no raw rows\n"
              "  --io-threads N      libzmq I/O threads (1, czmq's default)\n"
              "  --redis-rps R       redis-benchmark's SET requests/s, for the ratio\n",
@@ -128,10 +128,10 @@ static int
 s_raw_frames (options_t *self, const char *text)
 {
     self->raw = strchr (text, '1') != NULL;
-    self->raw_cart = strchr (text, '5') != NULL;
-    if (strspn (text, "15,") == strlen (text) && (self->raw || self->raw_cart))
+    self->raw_cart = strchr (text, '2') != NULL;
+    if (strspn (text, "12,") == strlen (text) && (self->raw || self->raw_cart))
         return 0;
-    fprintf (stderr, "bench_bus: --raw-frames is 1, 5 or 1,5\n");
+    fprintf (stderr, "bench_bus: --raw-frames is 1, 2 or 1,2\n");
     return -1;
 }
 
@@ -361,7 +361,7 @@ s_print_header (const options_t *self, int argc, char **argv)
     uname (&host);
     int major, minor, patch;
     zmq_version (&major, &minor, &patch);
-    printf ("# bench_bus: CART/1 over ZeroMQ, broker path vs raw libzmq\n\n");
+    printf ("# bench_bus: CART/2 over ZeroMQ, broker path vs raw libzmq\n\n");
     printf ("- date: %s\n- command: `", date);
     s_print_command (argc, argv);
     printf ("`\n- machine: %ld CPUs (nproc), %s; %s %s %s\n",
@@ -387,8 +387,8 @@ s_print_header (const options_t *self, int argc, char **argv)
             BENCH_PREFILL_ITEMS, self->cart.worker_threads);
     printf ("- raw: DEALER clients -> ROUTER/ROUTER forwarder -> echo DEALER, plain "
             "zmq_msg_recv/zmq_msg_send, one thread each; `raw libzmq` sends one "
-            "16-byte frame, `raw, 5 frames` CART/1's request layout (7+1+8+8+64 "
-            "bytes), echoed whole\n\n");
+            "16-byte frame, `raw, 2 frames` CART/2's request layout (32+64 bytes), "
+            "echoed whole\n\n");
     fflush (stdout);
 }
 

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    bench_cart - the CART/1 cluster under load.
+    bench_cart - the CART/2 cluster under load.
 
     Every wait at start-up is on the bus, with a deadline: a client waits
     for its connection with zmq_poll (ZMQ_POLLOUT, which a DEALER with

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    bench_cart - the CART/1 path under load: the real broker
+    bench_cart - the CART/2 path under load: the real broker
     (cart_broker_new) and shard workers (cart_workers_new) as threads of
     this process, driven by client threads each with its own cart_client_t.
 

@@ -213,19 +213,15 @@ s_client_open (void *arg, size_t index, size_t window, const char **error)
     return self;
 }
 
-//  Sends a message laid out as a CART/1 request, the send time in its
-//  corr frame. A message is queued whole or not at all.
+//  Sends a message laid out as a CART/2 request (a 32-byte header, a body),
+//  the send time in the header. A message is queued whole or not at all.
 static int
 s_client_send_cart (raw_client_t *self, int64_t now)
 {
-    static const uint8_t command = 1;
     static const uint8_t body[RAW_BODY] = {0};
-    uint64_t key = self->sequence++;
-    if (zmq_send (self->sock, "CARTC01", 7, ZMQ_DONTWAIT | ZMQ_SNDMORE) == -1)
+    int64_t header[4] = {now, (int64_t)self->sequence++, 0, 0};
+    if (zmq_send (self->sock, header, sizeof (header), ZMQ_DONTWAIT | ZMQ_SNDMORE) == -1)
         return -1;
-    zmq_send (self->sock, &command, 1, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    zmq_send (self->sock, &now, 8, ZMQ_DONTWAIT | ZMQ_SNDMORE);
-    zmq_send (self->sock, &key, 8, ZMQ_DONTWAIT | ZMQ_SNDMORE);
     zmq_send (self->sock, body, RAW_BODY, ZMQ_DONTWAIT);
     return 0;
 }
@@ -242,12 +238,12 @@ s_client_send (void *driver)
                                                                                     : -1;
 }
 
-//  Receives one whole message without waiting; its send time is in frame
-//  0 (one frame) or 2 (CART's corr). Returns 1, or 0 when none is waiting.
+//  Receives one whole message without waiting; its send time is at the
+//  start of frame 0. Returns 1, or 0 when none is waiting.
 static int
 s_client_take (raw_client_t *self, bench_done_t *done)
 {
-    int stamp = self->frames > 1 ? 2 : 0;
+    int stamp = 0;
     int64_t payload[RAW_BODY / sizeof (int64_t)];
     int64_t sent = 0;
     int count = 0, more = 1;

@@ -3,7 +3,7 @@
     of requests in flight, and gathers requests per second and latencies.
 
     What is driven is given as a set of operations (bench_ops_t): the raw
-    libzmq path and the CART/1 path each supply theirs. Every client thread
+    libzmq path and the CART/2 path each supply theirs. Every client thread
     opens its own connection, then all start together (two barriers: all
     ready, then go with the common start time); each fills its window,
     takes results as they come and refills, until the measured interval

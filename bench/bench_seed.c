@@ -1,6 +1,6 @@
 /*  =========================================================================
     bench_seed - the earlier Python service's benchmark, taken the same way
-    through the whole CART/1 path: for each shard count, the time to add
+    through the whole CART/2 path: for each shard count, the time to add
     100 products to one cart and the time to check it out.
 
     The cluster is the real one, in this process: the broker actor and the
@@ -448,7 +448,7 @@ s_help (FILE *out)
 {
     fprintf (out,
              "usage: bench_seed [options]\n\n"
-             "The earlier service's benchmark through the whole CART/1 path: per shard\n"
+             "The earlier service's benchmark through the whole CART/2 path: per shard\n"
              "count, add 100 items to a fresh cart (one at a time, and pipelined) and\n"
              "check it out; median and p99 over the runs. Broker and workers run in\n"
              "this process over inproc.\n\n"

@@ -1,6 +1,6 @@
 /*  =========================================================================
     cart_http - the HTTP front end: czmq's zhttp_server (patched, see
-    proto/patches/) in front of N handler threads, each an actor with its
+    deps/patches/) in front of N handler threads, each an actor with its
     own cart_client to the broker, keeping many requests in flight.
 
         cart_http_config_t config = {.port = 8080,

@@ -13,12 +13,7 @@
 #include "cart_time.h"
 #include "cart_wire.h"
 
-#define FAIL(text)                                                                       \
-    do {                                                                                 \
-        if (error)                                                                       \
-            *error = (text);                                                             \
-        return -1;                                                                       \
-    } while (0)
+#define FAIL(text) CART_FAIL (error, text)
 
 //  --------------------------------------------------------------------------
 //  Requests

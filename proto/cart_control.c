@@ -9,12 +9,7 @@
 
 #include "cart_mpack.h"
 
-#define FAIL(text)                                                                       \
-    do {                                                                                 \
-        if (error)                                                                       \
-            *error = (text);                                                             \
-        return -1;                                                                       \
-    } while (0)
+#define FAIL(text) CART_FAIL (error, text)
 
 //  --------------------------------------------------------------------------
 //  READY

@@ -10,12 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define FAIL(text)                                                                       \
-    do {                                                                                 \
-        if (error)                                                                       \
-            *error = (text);                                                             \
-        return -1;                                                                       \
-    } while (0)
+#define FAIL(text) CART_FAIL (error, text)
 
 void
 cart_msg_init (cart_msg_t *msg)

@@ -123,6 +123,14 @@ bool cart_status_known (int status);
 //  It stays valid until the next cart_errorf in the same thread. A caller
 //  never frees an error; one that keeps it copies it.
 
+//  In a function of that convention: fails with a string literal.
+#define CART_FAIL(error, text)                                                           \
+    do {                                                                                 \
+        if (error)                                                                       \
+            *(error) = (text);                                                           \
+        return -1;                                                                       \
+    } while (0)
+
 //  Formats a message into the calling thread's error buffer (512 bytes,
 //  cut beyond) and returns it. The arguments may point into the buffer.
 const char *cart_errorf (const char *format, ...) __attribute__ ((format (printf, 1, 2)));

@@ -124,12 +124,7 @@ cart_header_encode (const cart_header_t *header, uint8_t *wire)
     s_put (wire + AT_KEY, header->key, 8);
 }
 
-#define FAIL(text)                                                                       \
-    do {                                                                                 \
-        if (error)                                                                       \
-            *error = (text);                                                             \
-        return -1;                                                                       \
-    } while (0)
+#define FAIL(text) CART_FAIL (error, text)
 
 //  Names what a frame that is not a CART/2 header is, for the log line.
 static int

@@ -11,7 +11,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath -m "${1:-$top/build}")   # apt needs absolute paths
 deps=$build/deps
 prefix=$deps/czmq
-patch=$top/proto/patches/czmq-4.2.1-zhttp.patch
+patch=$top/deps/patches/czmq-4.2.1-zhttp.patch
 stamp=$prefix/.stamp
 
 log() { printf '[deps] %s\n' "$*"; }

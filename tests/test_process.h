@@ -7,11 +7,24 @@
 #define TEST_PROCESS_H_INCLUDED
 
 #include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+//  Fills argv[16] for BIN_DIR/program and the NULL-terminated args.
+static inline void
+s_test_argv (char **argv, char *path, size_t path_size, const char *program, va_list args)
+{
+    snprintf (path, path_size, "%s/%s", CART_BIN_DIR, program);
+    argv[0] = path;
+    int argc = 1;
+    while ((argv[argc] = va_arg (args, char *)) && argc < 15)
+        argc++;
+    argv[argc] = NULL;
+}
 
 //  Starts BIN_DIR/program with args (NULL-terminated) and returns its pid;
 //  copies the first line it prints into line (when not NULL), waiting at
@@ -21,13 +34,9 @@ test_spawn (char *line, size_t line_size, const char *program, ...)
 {
     char *argv[16];
     char path[512];
-    snprintf (path, sizeof (path), "%s/%s", CART_BIN_DIR, program);
-    argv[0] = path;
     va_list args;
     va_start (args, program);
-    int argc = 1;
-    while ((argv[argc] = va_arg (args, char *)) && argc < 15)
-        argc++;
+    s_test_argv (argv, path, sizeof (path), program, args);
     va_end (args);
     int out[2];
     assert_int_equal (pipe (out), 0);
@@ -64,13 +73,9 @@ test_run (char *out, size_t out_size, int timeout_ms, const char *program, ...)
 {
     char *argv[16];
     char path[512];
-    snprintf (path, sizeof (path), "%s/%s", CART_BIN_DIR, program);
-    argv[0] = path;
     va_list args;
     va_start (args, program);
-    int argc = 1;
-    while ((argv[argc] = va_arg (args, char *)) && argc < 15)
-        argc++;
+    s_test_argv (argv, path, sizeof (path), program, args);
     va_end (args);
     int fds[2];
     assert_int_equal (pipe (fds), 0);
