@@ -54,6 +54,9 @@
 #define CLIENT_IDLE_MS      60000          //  a quiet client is forgotten after this
 #define CLIENT_INFLIGHT_MAX 16384          //  requests in flight per client
 #define CLIENT_UNREAD_MAX   (16 << 20)     //  reply bytes a client may leave unread
+#define UNREAD_TOTAL_MAX    (256ULL << 20) //  ... and all clients together
+#define FRONT_SNDHWM        2000           //  replies queued per client connection
+#define STALL_FLOOR_MS      1000           //  no request expires sooner, at the broker
 #define ROUTES_MAX          CART_SLOTS_MAX //  requests in flight in all
 #define WARN_MS             1000           //  a kind of warning once a second at most
 #define NONE                CART_IDMAP_NONE
@@ -83,19 +86,23 @@ typedef struct {
 } route_t;
 
 typedef struct {
-    int32_t owner;     //  index into workers, or -1
-    uint64_t requests; //  routed to it, or answered UNAVAILABLE
-    uint64_t carts;    //  from the owner's last load report
+    int32_t owner;       //  index into workers, or -1
+    uint64_t served_by;  //  cart_id_hash of the identity that served it last
+    uint64_t superseded; //  ... of one that another worker replaced, or 0
+    uint64_t requests;   //  routed to it, or answered UNAVAILABLE
+    uint64_t carts;      //  from the owner's last load report
     uint64_t items;
 } shard_t;
 
 //  Warnings that a stranger could cause at any rate are rate-limited
 typedef enum {
     WARN_MALFORMED,
-    WARN_REFUSED,
+    WARN_REFUSED_CONFIG, //  a READY that does not fit the cluster
+    WARN_REFUSED_SERVED, //  a READY for a shard that has a worker
     WARN_FORGED,
-    WARN_STRANGER,
     WARN_FULL,
+    WARN_REMOVED,
+    WARN_STALLED,
     WARNS
 } warn_t;
 
@@ -114,6 +121,7 @@ typedef struct {
     client_t *clients;
     cart_idmap_t *client_map;
     uint32_t clients_used; //  records ever taken: scans stop there
+    uint64_t unread_total; //  reply bytes sent that clients have not taken
     cart_slots_t *slots;
     route_t *routes; //  by slot
     int heartbeat_ms;
@@ -133,6 +141,11 @@ typedef struct {
 
 //  --------------------------------------------------------------------------
 //  Logging
+
+static const char *const s_warn_names[WARNS] = {
+    "malformed messages", "refused READYs: settings", "refused READYs: served shards",
+    "dropped replies",    "clients refused",          "workers removed",
+    "stalled workers"};
 
 //  Logs a warning of a kind at most once per WARN_MS, with how many of
 //  that kind were not logged since.
@@ -158,16 +171,31 @@ s_warn (self_t *self, warn_t kind, const char *format, ...)
     self->suppressed[kind] = 0;
 }
 
+//  Says how many warnings of each kind were held back, once their window
+//  is over, so that none goes unmentioned when no later one comes.
+static void
+s_warn_flush (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    for (int kind = 0; kind < WARNS; kind++)
+        if (self->suppressed[kind] && now - self->warned_at[kind] >= WARN_MS) {
+            zsys_warning ("broker: %llu more warning(s) like the last of its kind (%s)",
+                          (unsigned long long)self->suppressed[kind], s_warn_names[kind]);
+            self->suppressed[kind] = 0;
+            self->warned_at[kind] = now;
+        }
+}
+
 //  --------------------------------------------------------------------------
 //  Set-up
 
 static zsock_t *
-s_router (const char *endpoints, int max_message, const char **error)
+s_router (const char *endpoints, int max_message, int sndhwm, const char **error)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     assert (sock);
     zsock_set_router_mandatory (sock, 1);
-    zsock_set_sndhwm (sock, CART_HWM);
+    zsock_set_sndhwm (sock, sndhwm);
     zsock_set_rcvhwm (sock, CART_HWM);
     zsock_set_maxmsgsize (sock, max_message);
     zsock_set_linger (sock, 0);
@@ -241,9 +269,14 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, const char **erro
     //  Random sequences: a worker cannot guess another's correlation ids
     self->slots = cart_slots_new (ROUTES_MAX, s_random ());
     //  Clients send requests of a few hundred bytes; workers send carts
-    self->frontend = s_router (config->frontend, CART_REQUEST_WIRE_MAX, error);
+    self->frontend =
+        s_router (config->frontend, CART_REQUEST_WIRE_MAX, FRONT_SNDHWM, error);
     if (self->frontend)
-        self->backend = s_router (config->backend, CART_BODY_WIRE_MAX, error);
+        self->backend = s_router (config->backend, CART_BODY_WIRE_MAX, CART_HWM, error);
+    //  A worker keeps its identity across reconnections (cart_worker.c):
+    //  its new connection takes the identity over from the old one
+    if (self->backend)
+        zsock_set_router_handover (self->backend, 1);
     if (!self->backend) {
         s_self_destroy (&self);
         return NULL;
@@ -257,55 +290,132 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, const char **erro
 //  --------------------------------------------------------------------------
 //  Clients
 
-//  The record of the current message's sender, made if new; NONE when the
-//  table is full of clients with requests in flight.
-static uint32_t
-s_client (self_t *self)
-{
-    zmq_msg_t *identity = &self->msg.identity;
-    uint32_t index = cart_idmap_find (self->client_map, zmq_msg_data (identity),
-                                      zmq_msg_size (identity));
-    if (index == NONE) {
-        for (uint32_t i = 0; i < CLIENTS_MAX && index == NONE; i++)
-            if (self->clients[i].id.len == 0)
-                index = i;
-        if (index == NONE)
-            return NONE;
-        client_t *client = &self->clients[index];
-        *client = (client_t){0};
-        //  A client that knew an earlier broker (a restart) has taken bytes
-        //  that this one never sent: count from where it is
-        client->sent = self->msg.header.acked;
-        cart_id_set (&client->id, zmq_msg_data (identity), zmq_msg_size (identity));
-        cart_idmap_insert (self->client_map, index);
-        if (index + 1 > self->clients_used)
-            self->clients_used = index + 1;
-    }
-    client_t *client = &self->clients[index];
-    client->last_seen = zclock_mono ();
-    client->acked = self->msg.header.acked;
-    return index;
-}
-
 static uint32_t
 s_unread (const client_t *client)
 {
     return client->sent - client->acked; //  modulo 2^32, as both count
 }
 
+//  Every change to a client's sent or acked count goes through here, so
+//  that the sum of what all clients have not read stays exact.
+static void
+s_client_count (self_t *self, client_t *client, uint32_t sent, uint32_t acked)
+{
+    self->unread_total -= s_unread (client);
+    client->sent = sent;
+    client->acked = acked;
+    self->unread_total += s_unread (client);
+}
+
+static void
+s_client_sent (self_t *self, client_t *client, size_t size)
+{
+    s_client_count (self, client, client->sent + (uint32_t)size, client->acked);
+}
+
+//  True when a reply of `size` bytes more would pass a bound on what the
+//  client, or all clients together, have not read.
+static bool
+s_over_unread (self_t *self, const client_t *client, size_t size)
+{
+    return s_unread (client) + size > CLIENT_UNREAD_MAX ||
+           self->unread_total + size > UNREAD_TOTAL_MAX;
+}
+
+static void
+s_client_forget (self_t *self, uint32_t index)
+{
+    client_t *client = &self->clients[index];
+    s_client_count (self, client, 0, 0);
+    cart_idmap_remove (self->client_map, index);
+    client->id.len = 0;
+}
+
+//  When the table is full: forgets the client seen longest ago among those
+//  with nothing in flight, preferring one that has read all its replies.
+//  Returns its record, or NONE when every client has requests in flight.
+static uint32_t
+s_client_evict (self_t *self)
+{
+    uint32_t oldest = NONE;
+    for (uint32_t i = 0; i < CLIENTS_MAX; i++) {
+        const client_t *client = &self->clients[i];
+        if (client->in_flight)
+            continue;
+        if (oldest == NONE ||
+            (s_unread (client) == 0) > (s_unread (&self->clients[oldest]) == 0) ||
+            ((s_unread (client) == 0) == (s_unread (&self->clients[oldest]) == 0) &&
+             client->last_seen < self->clients[oldest].last_seen))
+            oldest = i;
+    }
+    if (oldest != NONE)
+        s_client_forget (self, oldest);
+    return oldest;
+}
+
+//  A free record for a new client, or NONE.
+static uint32_t
+s_client_slot (self_t *self)
+{
+    if (self->clients_used < CLIENTS_MAX)
+        return self->clients_used++;
+    for (uint32_t i = 0; i < CLIENTS_MAX; i++)
+        if (self->clients[i].id.len == 0)
+            return i;
+    return s_client_evict (self);
+}
+
+//  The record of the current message's sender, made if new; NONE when the
+//  table is full of clients with requests in flight.
+static uint32_t
+s_client (self_t *self)
+{
+    zmq_msg_t *identity = &self->msg.identity;
+    uint32_t acked = self->msg.header.acked;
+    uint32_t index = cart_idmap_find (self->client_map, zmq_msg_data (identity),
+                                      zmq_msg_size (identity));
+    if (index == NONE) {
+        index = s_client_slot (self);
+        if (index == NONE)
+            return NONE;
+        client_t *client = &self->clients[index];
+        *client = (client_t){0};
+        cart_id_set (&client->id, zmq_msg_data (identity), zmq_msg_size (identity));
+        cart_idmap_insert (self->client_map, index);
+        //  A client that knew an earlier broker (a restart) has taken bytes
+        //  that this one never sent: count from where it is
+        s_client_count (self, client, acked, acked);
+    }
+    client_t *client = &self->clients[index];
+    client->last_seen = zclock_mono ();
+    if ((int32_t)(acked - client->acked) < 0)
+        //  Its count went back: a new session under the same identity (a
+        //  client that sets its own routing id, restarted). Count afresh.
+        s_client_count (self, client, acked, acked);
+    else
+        s_client_count (self, client, client->sent, acked);
+    return index;
+}
+
 //  Forgets clients that have been quiet for CLIENT_IDLE_MS with nothing in
-//  flight; a client that returns later starts afresh.
+//  flight. One that still owes reads is forgotten only once it is gone: a
+//  header-only probe (a REPLY with corr 0, which no request has) fails with
+//  EHOSTUNREACH when its connection is closed, and its queue with it.
 static void
 s_sweep_clients (self_t *self)
 {
     int64_t now = zclock_mono ();
+    cart_header_t probe = {.command = CART_CMD_REPLY, .status = CART_OK};
     for (uint32_t i = 0; i < self->clients_used; i++) {
         client_t *client = &self->clients[i];
-        if (client->id.len && client->in_flight == 0 &&
-            now - client->last_seen > CLIENT_IDLE_MS) {
-            cart_idmap_remove (self->client_map, i);
-            client->id.len = 0;
-        }
+        if (client->id.len == 0 || client->in_flight ||
+            now - client->last_seen <= CLIENT_IDLE_MS)
+            continue;
+        cart_frame_t identity = cart_frame_bytes (client->id.bytes, client->id.len);
+        if (s_unread (client) == 0 ||
+            (cart_msg_send (self->front, &identity, &probe, NULL) == -1 &&
+             errno == EHOSTUNREACH))
+            s_client_forget (self, i);
     }
     self->sweep_at = now + 1000;
 }
@@ -321,7 +431,7 @@ s_answer (self_t *self, uint32_t client, uint16_t status, const void *body, size
                                               zmq_msg_size (&self->msg.identity));
     cart_frame_t frame = cart_frame_bytes (body, size);
     if (cart_msg_send (self->front, &identity, &header, &frame) == 0 && client != NONE)
-        self->clients[client].sent += (uint32_t)size;
+        s_client_sent (self, &self->clients[client], size);
 }
 
 static void
@@ -380,8 +490,8 @@ s_worker_remove (self_t *self, worker_t *worker, const char *why)
             self->shards[i].owner = -1;
             released++;
         }
-    zsys_info ("broker: worker %d removed (%s); %zu shard(s) unserved", index, why,
-               released);
+    s_warn (self, WARN_REMOVED, "worker %d removed (%s); %zu shard(s) unserved", index,
+            why, released);
     cart_idmap_remove (self->worker_map, (uint32_t)index);
     worker->id.len = 0;
     worker->stalled = false;
@@ -398,7 +508,8 @@ s_refuse (self_t *self, uint16_t status, const char *format, ...)
     va_start (args, format);
     vsnprintf (text, sizeof (text), format, args);
     va_end (args);
-    s_warn (self, WARN_REFUSED, "refused a worker's READY: %s", text);
+    s_warn (self, status == CART_CONFLICT ? WARN_REFUSED_SERVED : WARN_REFUSED_CONFIG,
+            "refused a worker's READY: %s", text);
     s_send_worker (self, zmq_msg_data (&self->msg.identity),
                    zmq_msg_size (&self->msg.identity), CART_CMD_REFUSE, status, text);
 }
@@ -408,7 +519,7 @@ s_refuse (self_t *self, uint16_t status, const char *format, ...)
 //  one worker at a time, and a worker that was replaced (it paused past
 //  its liveness) must not take back what its replacement has written.
 static int
-s_check_ready (self_t *self, cart_ready_t *ready, int32_t index)
+s_check_ready (self_t *self, cart_ready_t *ready, int32_t index, uint64_t id_hash)
 {
     if (ready->shards != self->n_shards) {
         s_refuse (self, CART_BAD_REQUEST,
@@ -438,6 +549,13 @@ s_check_ready (self_t *self, cart_ready_t *ready, int32_t index)
             return -1;
         }
         self->seen[shard] = self->epoch;
+        if (self->shards[shard].superseded == id_hash) {
+            s_refuse (self, CART_CONFLICT,
+                      "this worker served shard %u until it stopped answering, and "
+                      "another worker has served it since; restart it",
+                      shard);
+            return -1;
+        }
         int32_t owner = self->shards[shard].owner;
         if (owner >= 0 && owner != index) {
             s_refuse (self, CART_CONFLICT,
@@ -470,8 +588,11 @@ s_handle_ready (self_t *self, worker_t *worker)
         return;
     }
     int32_t index = worker ? s_worker_index (self, worker) : -1;
-    if (s_check_ready (self, &ready, index))
+    uint64_t id_hash = cart_id_hash (zmq_msg_data (&self->msg.identity),
+                                     zmq_msg_size (&self->msg.identity));
+    if (s_check_ready (self, &ready, index, id_hash))
         return;
+    bool is_new = !worker;
     if (!worker) {
         //  Each live worker owns a shard, so a record is always free here
         index = s_free_worker (self);
@@ -486,11 +607,18 @@ s_handle_ready (self_t *self, worker_t *worker)
     for (uint32_t i = 0; i < self->n_shards; i++)
         if (self->shards[i].owner == index)
             self->shards[i].owner = -1;
-    for (size_t i = 0; i < ready.n_shards; i++)
-        self->shards[cart_ready_next (&ready)].owner = index;
+    for (size_t i = 0; i < ready.n_shards; i++) {
+        //  A shard that passes to another identity remembers the one it
+        //  leaves: that worker was replaced, and must not serve it again
+        shard_t *shard = &self->shards[cart_ready_next (&ready)];
+        if (shard->served_by && shard->served_by != id_hash)
+            shard->superseded = shard->served_by;
+        shard->served_by = id_hash;
+        shard->owner = index;
+    }
     worker->expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
     self->stats_until = 0;
-    if (self->verbose)
+    if (self->verbose && is_new)
         zsys_info ("broker: worker %d ready for %zu shard(s)", index, ready.n_shards);
 }
 
@@ -551,7 +679,7 @@ s_handle_reply (self_t *self, worker_t *worker)
     header->acked = 0;
     cart_slots_free (self->slots, slot);
     size_t size = cart_msg_body_size (&self->msg);
-    if (s_unread (client) + size > CLIENT_UNREAD_MAX) {
+    if (s_over_unread (self, client, size)) {
         //  The client is not reading: a short answer instead of the reply
         char text[160];
         snprintf (text, sizeof (text),
@@ -563,13 +691,13 @@ s_handle_reply (self_t *self, worker_t *worker)
         cart_frame_t identity = cart_frame_bytes (client->id.bytes, client->id.len);
         cart_frame_t frame = cart_frame_bytes (body, size);
         if (cart_msg_send (self->front, &identity, header, &frame) == 0)
-            client->sent += (uint32_t)size;
+            s_client_sent (self, client, size);
         return;
     }
     cart_frame_t identity = cart_frame_bytes (client->id.bytes, client->id.len);
     cart_frame_t frame = cart_frame_msg (&self->msg.body);
     if (cart_msg_send (self->front, &identity, header, &frame) == 0)
-        client->sent += (uint32_t)size;
+        s_client_sent (self, client, size);
 }
 
 //  Handles one message from the backend; false when none was waiting.
@@ -588,6 +716,10 @@ s_handle_backend (self_t *self)
         return true;
     }
     worker_t *worker = s_sender (self);
+    if (worker)
+        //  Any message is a sign of life: a worker busy sending replies
+        //  may have its heartbeats queued behind them
+        worker->expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
     switch ((cart_command_t)self->msg.header.command) {
         case CART_CMD_READY:
             s_handle_ready (self, worker);
@@ -621,9 +753,14 @@ s_forward (self_t *self, uint32_t client, uint32_t shard)
 {
     cart_header_t *header = &self->msg.header;
     int64_t now = zclock_mono ();
+    //  The client ends the request at its own deadline; the broker keeps
+    //  it at least STALL_FLOOR_MS, so that a client asking for 1 ms cannot
+    //  make a healthy worker look stalled
     uint32_t timeout = header->timeout_ms;
-    if (timeout == 0 || timeout > CART_TIMEOUT_MAX)
-        timeout = timeout ? CART_TIMEOUT_MAX : 2000;
+    if (timeout > CART_TIMEOUT_MAX)
+        timeout = CART_TIMEOUT_MAX;
+    if (timeout < STALL_FLOOR_MS)
+        timeout = STALL_FLOOR_MS;
     uint64_t corr;
     uint32_t slot = cart_slots_take (self->slots, now + timeout, &corr);
     if (slot == NONE) {
@@ -674,10 +811,11 @@ s_route_request (self_t *self, uint32_t client)
             record->in_flight);
         return;
     }
-    if (s_unread (record) > CLIENT_UNREAD_MAX) {
+    if (s_over_unread (self, record, 0)) {
         s_answer_error (self, client, CART_UNAVAILABLE,
-                        "this client has not read %u bytes of replies; read them first",
-                        s_unread (record));
+                        "this client has not read %u bytes of replies (clients together "
+                        "%llu); read them first",
+                        s_unread (record), (unsigned long long)self->unread_total);
         return;
     }
     if (shard->owner < 0) {
@@ -711,9 +849,10 @@ s_expire (self_t *self)
             worker->last_reply < route->sent_at && !worker->stalled) {
             worker->stalled = true;
             self->stats_until = 0;
-            zsys_warning ("broker: worker %u lets requests expire; its shards are shown "
-                          "unavailable until it answers",
-                          route->worker);
+            s_warn (self, WARN_STALLED,
+                    "worker %u lets requests expire; its shards are shown unavailable "
+                    "until it answers",
+                    route->worker);
         }
         self->clients[route->client].in_flight--;
         cart_slots_free (self->slots, slot);
@@ -757,7 +896,7 @@ s_answer_stats (self_t *self, uint32_t client)
 {
     if (zclock_mono () >= self->stats_until)
         s_build_stats (self);
-    if (client != NONE && s_unread (&self->clients[client]) > CLIENT_UNREAD_MAX) {
+    if (client != NONE && s_over_unread (self, &self->clients[client], 0)) {
         s_answer_error (self, client, CART_UNAVAILABLE,
                         "this client has not read %u bytes of replies; read them first",
                         s_unread (&self->clients[client]));
@@ -773,7 +912,7 @@ s_answer_stats (self_t *self, uint32_t client)
                                               zmq_msg_size (&self->msg.identity));
     cart_frame_t frame = cart_frame_msg (&body);
     if (cart_msg_send (self->front, &identity, &header, &frame) == 0 && client != NONE)
-        self->clients[client].sent += (uint32_t)size;
+        s_client_sent (self, &self->clients[client], size);
 }
 
 //  Handles one message from the frontend; false when none was waiting.
@@ -834,6 +973,7 @@ s_heartbeat (self_t *self)
                  errno == EHOSTUNREACH)
             s_worker_remove (self, worker, "its connection is gone");
     }
+    s_warn_flush (self);
     self->heartbeat_at = now + self->heartbeat_ms;
 }
 

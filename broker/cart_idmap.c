@@ -116,6 +116,17 @@ cart_idmap_remove (cart_idmap_t *self, uint32_t index)
     self->table[hole] = 0;
 }
 
+uint64_t
+cart_id_hash (const void *bytes, size_t len)
+{
+    uint64_t h = 0xCBF29CE484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= ((const uint8_t *)bytes)[i];
+        h *= 0x100000001B3ULL;
+    }
+    return h ? h : 1; //  0 means "none" to its users
+}
+
 void
 cart_id_set (cart_id_t *id, const void *bytes, size_t len)
 {

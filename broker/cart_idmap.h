@@ -42,6 +42,10 @@ void cart_idmap_insert (cart_idmap_t *self, uint32_t index);
 //  Remove record `index` (indexed) from the map.
 void cart_idmap_remove (cart_idmap_t *self, uint32_t index);
 
+//  A 64-bit hash of an identity, the same in every map and run (FNV-1a),
+//  for remembering an identity without keeping it.
+uint64_t cart_id_hash (const void *bytes, size_t len);
+
 //  Copy an identity into a record's cart_id_t (len 1..CART_IDENTITY_MAX).
 void cart_id_set (cart_id_t *id, const void *bytes, size_t len);
 

@@ -53,6 +53,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 //  An item record: a fixed header, then the id bytes, then the expiry
@@ -67,7 +68,8 @@
 #define ITEM_MAX     (ITEM_HEADER + CART_ID_MAX + CART_EXPIRY_MAX)
 #define ITEM_SALE    0x01 //  flag: special sale
 
-#define TABLE_MIN 16 //  slots; a power of two
+#define TABLE_MIN 16         //  slots; a power of two
+#define MAP_MIN   (64 * 1024) //  bytes of a table from which it is mapped
 
 _Static_assert(CART_COUNT_MAX < (1UL << 24), "a count fits in 3 bytes");
 _Static_assert(CART_PRICE_MAX < (1ULL << 48), "a price fits in 6 bytes");
@@ -91,13 +93,32 @@ typedef struct {
     cart_t *cart; //  NULL when the slot is empty
 } slot_t;
 
-struct _cart_partition_t {
+typedef struct {
     slot_t *slots;
     size_t mask; //  slot count - 1
-    size_t n_carts;
+    bool mapped; //  from mmap (MAP_MIN bytes or more), else from malloc
+} table_t;
+
+//  Where a resize is: see "Resizing" at the top.
+enum { PHASE_IDLE, PHASE_CLEARING, PHASE_SEEKING, PHASE_MOVING };
+
+struct _cart_partition_t {
+    table_t tab[2]; //  the table; during a resize the old one, and the new one
+    int phase;
+    size_t cleared;   //  bytes of tab[1] zeroed (clearing)
+    size_t seek;      //  next slot of tab[0] to try for an empty one (seeking)
+    size_t start;     //  the empty slot of tab[0] that moving walks back from
+    size_t visited;   //  slots of tab[0] visited so far (moving)
+    size_t old_carts; //  carts still in tab[0] (seeking, moving)
+    uint8_t *retired; //  a mapped table being given back, from its end
+    size_t retired_len;
+    size_t n_carts; //  in both tables
     size_t n_items;
-    size_t bytes; //  asked of the allocator, all blocks
+    size_t bytes; //  asked of the allocator and of mmap, all blocks
     uint64_t seed;
+    //  Stats
+    size_t resizes, steps;
+    size_t step_moved, step_visited, step_cleared, step_released;
 };
 
 //  --------------------------------------------------------------------------
@@ -305,7 +326,7 @@ s_cart_item (cart_t *cart, const char *id, size_t id_len)
 }
 
 //  --------------------------------------------------------------------------
-//  The table
+//  The tables
 
 static uint64_t
 s_seed (void)
@@ -316,22 +337,75 @@ s_seed (void)
     return seed;
 }
 
-//  The key's home slot: the key mixed with the seed (splitmix64's
-//  finaliser), masked.
+//  The key's home slot in the table: the key mixed with the seed
+//  (splitmix64's finaliser), masked. Both tables use the same mix.
 static size_t
-s_home (const cart_partition_t *self, uint64_t key)
+s_home (const cart_partition_t *self, const table_t *table, uint64_t key)
 {
     uint64_t hash = key ^ self->seed;
     hash = (hash ^ hash >> 30) * 0xBF58476D1CE4E5B9ULL;
     hash = (hash ^ hash >> 27) * 0x94D049BB133111EBULL;
-    return (size_t)(hash ^ hash >> 31) & self->mask;
+    return (size_t)(hash ^ hash >> 31) & table->mask;
+}
+
+static size_t
+s_table_size (const table_t *table)
+{
+    return (table->mask + 1) * sizeof (slot_t);
+}
+
+//  A table of n_slots (a power of two), not zeroed: large ones are mapped
+//  from the system so that they can be given back in pieces.
+static table_t
+s_table_new (cart_partition_t *self, size_t n_slots)
+{
+    table_t table = {.mask = n_slots - 1, .mapped = n_slots * sizeof (slot_t) >= MAP_MIN};
+    size_t size = s_table_size (&table);
+    if (table.mapped) {
+        void *block =
+            mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (block == MAP_FAILED)
+            abort ();
+        table.slots = block;
+        self->bytes += size;
+    }
+    else
+        table.slots = s_alloc (self, size);
+    return table;
+}
+
+//  Frees the table at once (see s_retire for the bounded way).
+static void
+s_table_free (cart_partition_t *self, table_t *table)
+{
+    if (!table->slots)
+        return;
+    size_t size = s_table_size (table);
+    if (table->mapped) {
+        munmap (table->slots, size);
+        self->bytes -= size;
+    }
+    else
+        s_free (self, table->slots, size);
+    *table = (table_t){0};
+}
+
+//  Whether the table's carts belong to lookups: the old one unless it has
+//  been emptied, the new one once moving has begun.
+static bool
+s_live (const cart_partition_t *self, int which)
+{
+    if (which == 0)
+        return self->phase < PHASE_SEEKING || self->old_carts > 0;
+    return self->phase >= PHASE_SEEKING;
 }
 
 static slot_t *
-s_find (cart_partition_t *self, uint64_t key, const char *customer, size_t customer_len)
+s_lookup (cart_partition_t *self, table_t *table, uint64_t key, const char *customer,
+          size_t customer_len)
 {
-    for (size_t i = s_home (self, key);; i = (i + 1) & self->mask) {
-        slot_t *slot = &self->slots[i];
+    for (size_t i = s_home (self, table, key);; i = (i + 1) & table->mask) {
+        slot_t *slot = &table->slots[i];
         if (!slot->cart)
             return NULL;
         if (slot->key == key && s_cart_is (slot->cart, customer, customer_len))
@@ -339,68 +413,207 @@ s_find (cart_partition_t *self, uint64_t key, const char *customer, size_t custo
     }
 }
 
+//  Finds the customer's cart in whichever table holds it; sets *table_p to
+//  that table.
+static slot_t *
+s_find (cart_partition_t *self, uint64_t key, const char *customer, size_t customer_len,
+        table_t **table_p)
+{
+    for (int which = 0; which < 2; which++) {
+        if (!s_live (self, which))
+            continue;
+        slot_t *slot = s_lookup (self, &self->tab[which], key, customer, customer_len);
+        if (slot) {
+            *table_p = &self->tab[which];
+            return slot;
+        }
+    }
+    return NULL;
+}
+
 //  Puts the cart into the first empty slot of its probe run.
 static slot_t *
-s_place (cart_partition_t *self, uint64_t key, cart_t *cart)
+s_place (cart_partition_t *self, table_t *table, uint64_t key, cart_t *cart)
 {
-    size_t i = s_home (self, key);
-    while (self->slots[i].cart)
-        i = (i + 1) & self->mask;
-    self->slots[i] = (slot_t){.key = key, .cart = cart};
-    return &self->slots[i];
-}
-
-static void
-s_table_resize (cart_partition_t *self, size_t n_slots)
-{
-    slot_t *old = self->slots;
-    size_t old_slots = self->mask + 1;
-    self->slots = s_alloc (self, n_slots * sizeof (slot_t));
-    memset (self->slots, 0, n_slots * sizeof (slot_t));
-    self->mask = n_slots - 1;
-    for (size_t i = 0; i < old_slots; i++)
-        if (old[i].cart)
-            s_place (self, old[i].key, old[i].cart);
-    s_free (self, old, old_slots * sizeof (slot_t));
-}
-
-static slot_t *
-s_insert (cart_partition_t *self, uint64_t key, cart_t *cart)
-{
-    if ((self->n_carts + 1) * 4 > (self->mask + 1) * 3)
-        s_table_resize (self, (self->mask + 1) * 2);
-    self->n_carts++;
-    return s_place (self, key, cart);
+    size_t i = s_home (self, table, key);
+    while (table->slots[i].cart)
+        i = (i + 1) & table->mask;
+    table->slots[i] = (slot_t){.key = key, .cart = cart};
+    return &table->slots[i];
 }
 
 //  Empties the slot, moving each later cart of the probe run back into
 //  the hole when the hole lies between that cart's home and its slot.
 static void
-s_clear (cart_partition_t *self, slot_t *slot)
+s_clear (cart_partition_t *self, table_t *table, slot_t *slot)
 {
-    size_t hole = (size_t)(slot - self->slots);
-    for (size_t i = (hole + 1) & self->mask; self->slots[i].cart;
-         i = (i + 1) & self->mask) {
-        size_t home = s_home (self, self->slots[i].key);
-        if (((i - home) & self->mask) >= ((i - hole) & self->mask)) {
-            self->slots[hole] = self->slots[i];
+    size_t mask = table->mask;
+    size_t hole = (size_t)(slot - table->slots);
+    for (size_t i = (hole + 1) & mask; table->slots[i].cart; i = (i + 1) & mask) {
+        size_t home = s_home (self, table, table->slots[i].key);
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            table->slots[hole] = table->slots[i];
             hole = i;
         }
     }
-    self->slots[hole] = (slot_t){.key = 0, .cart = NULL};
+    table->slots[hole] = (slot_t){.key = 0, .cart = NULL};
+}
+
+//  Begins a resize when the load calls for one and none is under way.
+static void
+s_plan (cart_partition_t *self)
+{
+    if (self->phase != PHASE_IDLE || self->retired)
+        return;
+    size_t n_slots = self->tab[0].mask + 1;
+    size_t new_slots = 0;
+    if (self->n_carts * 4 > n_slots * 3)
+        new_slots = n_slots * 2;
+    else if (n_slots > TABLE_MIN && self->n_carts * 8 < n_slots)
+        new_slots = n_slots / 2;
+    if (new_slots) {
+        self->tab[1] = s_table_new (self, new_slots);
+        self->cleared = 0;
+        self->phase = PHASE_CLEARING;
+    }
+}
+
+//  The old table is empty: the new one becomes the table. A mapped old
+//  table is given back by later steps, a heap one at once.
+static void
+s_finish (cart_partition_t *self)
+{
+    assert (self->old_carts == 0);
+    if (self->tab[0].mapped) {
+        assert (!self->retired);
+        self->retired = (uint8_t *)self->tab[0].slots;
+        self->retired_len = s_table_size (&self->tab[0]);
+    }
+    else
+        s_table_free (self, &self->tab[0]);
+    self->tab[0] = self->tab[1];
+    self->tab[1] = (table_t){0};
+    self->phase = PHASE_IDLE;
+    self->resizes++;
+    s_plan (self);
+}
+
+//  Zeroes the new table up to the end of the page it has reached.
+static void
+s_step_clear (cart_partition_t *self)
+{
+    uint8_t *base = (uint8_t *)self->tab[1].slots;
+    size_t size = s_table_size (&self->tab[1]);
+    uintptr_t from = (uintptr_t)base + self->cleared;
+    size_t len = CART_REHASH_CLEAR_MAX - from % CART_REHASH_CLEAR_MAX;
+    if (len > size - self->cleared)
+        len = size - self->cleared;
+    memset (base + self->cleared, 0, len);
+    self->cleared += len;
+    self->step_cleared = len;
+    if (self->cleared == size) {
+        //  From here on the old table takes no new carts.
+        self->phase = PHASE_SEEKING;
+        self->seek = 0;
+        self->old_carts = self->n_carts;
+    }
+}
+
+//  Finds an empty slot to start from, then moves carts out of the old
+//  table walking backwards from it (see the invariant at the top).
+static void
+s_step_move (cart_partition_t *self, size_t max_moves)
+{
+    table_t *old = &self->tab[0];
+    size_t max_visits = max_moves * CART_REHASH_VISITS;
+    size_t visits = 0, moved = 0;
+    while (self->phase == PHASE_SEEKING && self->old_carts > 0 && visits < max_visits) {
+        visits++;
+        if (!old->slots[self->seek].cart) {
+            self->start = self->seek;
+            self->visited = 0;
+            self->phase = PHASE_MOVING;
+        }
+        else
+            self->seek = (self->seek + 1) & old->mask;
+    }
+    while (self->phase == PHASE_MOVING && self->old_carts > 0 && moved < max_moves &&
+           visits < max_visits) {
+        assert (self->visited < old->mask); //  the old table's carts were all met
+        slot_t *slot = &old->slots[(self->start - 1 - self->visited) & old->mask];
+        self->visited++;
+        visits++;
+        if (slot->cart) {
+            s_place (self, &self->tab[1], slot->key, slot->cart);
+            *slot = (slot_t){.key = 0, .cart = NULL};
+            self->old_carts--;
+            moved++;
+        }
+    }
+    self->step_visited = visits;
+    self->step_moved = moved;
+    if (self->old_carts == 0)
+        s_finish (self);
+}
+
+//  Gives back the last CART_REHASH_RELEASE_MAX bytes of the retired table.
+static void
+s_step_release (cart_partition_t *self)
+{
+    size_t len = self->retired_len < CART_REHASH_RELEASE_MAX ? self->retired_len
+                                                             : CART_REHASH_RELEASE_MAX;
+    self->retired_len -= len;
+    munmap (self->retired + self->retired_len, len);
+    self->bytes -= len;
+    self->step_released = len;
+    if (self->retired_len == 0) {
+        self->retired = NULL;
+        s_plan (self);
+    }
+}
+
+//  One bounded step of the resize in progress. Returns whether work
+//  remains.
+static bool
+s_step (cart_partition_t *self, size_t max_moves)
+{
+    self->steps++;
+    self->step_moved = self->step_visited = 0;
+    self->step_cleared = self->step_released = 0;
+    if (self->retired)
+        s_step_release (self);
+    else if (self->phase == PHASE_CLEARING)
+        s_step_clear (self);
+    else if (self->phase != PHASE_IDLE)
+        s_step_move (self, max_moves);
+    return self->retired || self->phase != PHASE_IDLE;
+}
+
+//  Puts a new cart in the table that takes new carts.
+static slot_t *
+s_insert (cart_partition_t *self, uint64_t key, cart_t *cart)
+{
+    table_t *table = &self->tab[self->phase >= PHASE_SEEKING];
+    size_t in_table = self->n_carts - (self->phase >= PHASE_SEEKING ? self->old_carts : 0);
+    assert (in_table < table->mask); //  a table never fills: see the top
+    slot_t *slot = s_place (self, table, key, cart);
+    self->n_carts++;
+    s_plan (self);
+    return slot;
 }
 
 //  Frees the slot's cart and empties the slot.
 static void
-s_drop (cart_partition_t *self, slot_t *slot)
+s_drop (cart_partition_t *self, table_t *table, slot_t *slot)
 {
     cart_t *cart = slot->cart;
     self->n_items -= cart->n_items;
     self->n_carts--;
+    if (table == &self->tab[0] && self->phase >= PHASE_SEEKING)
+        self->old_carts--;
     s_free (self, cart, CART_HEAD + cart->cap);
-    s_clear (self, slot);
-    if (self->mask + 1 > TABLE_MIN && self->n_carts * 8 < self->mask + 1)
-        s_table_resize (self, (self->mask + 1) / 2);
+    s_clear (self, table, slot);
+    s_plan (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -448,14 +661,14 @@ s_append (cart_partition_t *self, slot_t *slot, const cart_item_t *item,
 
 //  Removes the record from the slot's cart, and the cart when it empties.
 static void
-s_remove (cart_partition_t *self, slot_t *slot, uint8_t *rec)
+s_remove (cart_partition_t *self, table_t *table, slot_t *slot, uint8_t *rec)
 {
     size_t off = (size_t)(rec - slot->cart->data);
     s_cart_splice (self, slot, off, s_item_size (rec), 0);
     slot->cart->n_items--;
     self->n_items--;
     if (slot->cart->n_items == 0)
-        s_drop (self, slot);
+        s_drop (self, table, slot);
 }
 
 //  --------------------------------------------------------------------------
@@ -469,9 +682,8 @@ cart_partition_new (void)
         abort ();
     self->bytes = sizeof (cart_partition_t);
     self->seed = s_seed ();
-    self->slots = s_alloc (self, TABLE_MIN * sizeof (slot_t));
-    memset (self->slots, 0, TABLE_MIN * sizeof (slot_t));
-    self->mask = TABLE_MIN - 1;
+    self->tab[0] = s_table_new (self, TABLE_MIN);
+    memset (self->tab[0].slots, 0, s_table_size (&self->tab[0]));
     return self;
 }
 
@@ -482,9 +694,15 @@ cart_partition_destroy (cart_partition_t **self_p)
     cart_partition_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i <= self->mask; i++)
-        free (self->slots[i].cart);
-    free (self->slots);
+    for (int which = 0; which < 2; which++) {
+        table_t *table = &self->tab[which];
+        if (self->phase != PHASE_CLEARING || which == 0) //  else not all zeroed yet
+            for (size_t i = 0; table->slots && i <= table->mask; i++)
+                free (table->slots[i].cart);
+        s_table_free (self, table);
+    }
+    if (self->retired)
+        munmap (self->retired, self->retired_len);
     free (self);
     *self_p = NULL;
 }
@@ -496,7 +714,9 @@ cart_partition_add (cart_partition_t *self, uint64_t key, const char *customer,
     assert (self);
     if (!s_customer_valid (key, customer, customer_len) || !s_item_valid (item))
         return CART_BAD_REQUEST;
-    slot_t *slot = s_find (self, key, customer, customer_len);
+    s_step (self, CART_REHASH_BUCKETS);
+    table_t *table;
+    slot_t *slot = s_find (self, key, customer, customer_len, &table);
     if (!slot) {
         size_t need = ITEM_HEADER + item->id_len + item->expiry_len;
         cart_t *cart = s_cart_new (self, customer, customer_len, need);
@@ -517,12 +737,14 @@ cart_partition_set_count (cart_partition_t *self, uint64_t key, const char *cust
     if (!s_customer_valid (key, customer, customer_len) ||
         !cart_id_valid (item_id, item_id_len) || count > CART_COUNT_MAX)
         return CART_BAD_REQUEST;
-    slot_t *slot = s_find (self, key, customer, customer_len);
+    s_step (self, CART_REHASH_BUCKETS);
+    table_t *table;
+    slot_t *slot = s_find (self, key, customer, customer_len, &table);
     uint8_t *rec = slot ? s_cart_item (slot->cart, item_id, item_id_len) : NULL;
     if (!rec)
         return CART_NOT_FOUND;
     if (count == 0) {
-        s_remove (self, slot, rec);
+        s_remove (self, table, slot, rec);
         return CART_DELETED;
     }
     s_put_le (rec + ITEM_COUNT, count, 3);
@@ -539,11 +761,13 @@ cart_partition_remove (cart_partition_t *self, uint64_t key, const char *custome
     if (!s_customer_valid (key, customer, customer_len) ||
         !cart_id_valid (item_id, item_id_len))
         return CART_BAD_REQUEST;
-    slot_t *slot = s_find (self, key, customer, customer_len);
+    s_step (self, CART_REHASH_BUCKETS);
+    table_t *table;
+    slot_t *slot = s_find (self, key, customer, customer_len, &table);
     uint8_t *rec = slot ? s_cart_item (slot->cart, item_id, item_id_len) : NULL;
     if (!rec)
         return CART_NOT_FOUND;
-    s_remove (self, slot, rec);
+    s_remove (self, table, slot, rec);
     return CART_DELETED;
 }
 
@@ -556,7 +780,9 @@ cart_partition_get (cart_partition_t *self, uint64_t key, const char *customer,
     *view = (cart_view_t){.customer = customer, .customer_len = customer_len};
     if (!s_customer_valid (key, customer, customer_len))
         return CART_BAD_REQUEST;
-    slot_t *slot = s_find (self, key, customer, customer_len);
+    s_step (self, CART_REHASH_BUCKETS);
+    table_t *table;
+    slot_t *slot = s_find (self, key, customer, customer_len, &table);
     if (!slot)
         return CART_NOT_FOUND;
     cart_t *cart = slot->cart;
@@ -574,10 +800,12 @@ cart_partition_drop (cart_partition_t *self, uint64_t key, const char *customer,
     assert (self);
     if (!s_customer_valid (key, customer, customer_len))
         return CART_BAD_REQUEST;
-    slot_t *slot = s_find (self, key, customer, customer_len);
+    s_step (self, CART_REHASH_BUCKETS);
+    table_t *table;
+    slot_t *slot = s_find (self, key, customer, customer_len, &table);
     if (!slot)
         return CART_NOT_FOUND;
-    s_drop (self, slot);
+    s_drop (self, table, slot);
     return CART_DELETED;
 }
 
@@ -612,4 +840,30 @@ cart_partition_bytes (cart_partition_t *self)
 {
     assert (self);
     return self->bytes;
+}
+
+bool
+cart_partition_rehash_step (cart_partition_t *self, size_t max_buckets)
+{
+    assert (self);
+    return s_step (self, max_buckets ? max_buckets : 1);
+}
+
+void
+cart_partition_rehash_stats (cart_partition_t *self, cart_rehash_stats_t *stats)
+{
+    assert (self);
+    assert (stats);
+    bool moving = self->phase >= PHASE_SEEKING;
+    *stats = (cart_rehash_stats_t){
+        .resizing = self->phase != PHASE_IDLE || self->retired,
+        .slots = self->tab[moving].mask + 1,
+        .old_slots = moving ? self->tab[0].mask + 1 : 0,
+        .old_carts = moving ? self->old_carts : 0,
+        .resizes = self->resizes,
+        .steps = self->steps,
+        .step_moved = self->step_moved,
+        .step_visited = self->step_visited,
+        .step_cleared = self->step_cleared,
+        .step_released = self->step_released};
 }

@@ -14,6 +14,14 @@
     Every operation validates its arguments as input (ids, counts, prices,
     lengths against cart_types.h) and answers CART_BAD_REQUEST instead of
     asserting: the arguments come from the bus.
+
+    The table resizes incrementally: a resize is spread over many small
+    steps, and every operation that passes its argument checks takes one
+    step first (at most CART_REHASH_BUCKETS carts moved), so no operation
+    pays for a whole table. A step changes nothing that the operations
+    show (carts, items, views, stored items); only cart_partition_bytes
+    moves as old tables are given back. A worker that has nothing to do
+    can take further steps with cart_partition_rehash_step.
     =========================================================================
 */
 #ifndef CART_PARTITION_H_INCLUDED
@@ -87,7 +95,46 @@ size_t cart_partition_carts (cart_partition_t *self);
 size_t cart_partition_items (cart_partition_t *self);
 
 //  Bytes of heap that the partition holds (its table and carts, as asked
-//  of the allocator), for stats and the memory benchmark.
+//  of the allocator), for stats and the memory benchmark. During a resize
+//  this counts both tables.
 size_t cart_partition_bytes (cart_partition_t *self);
+
+//  What one rehash step may do at most. A step does one of three things:
+//  it zeroes (and so faults in) at most CART_REHASH_CLEAR_MAX bytes of a
+//  new table, all within one 4 KiB page; or it moves at most max_buckets
+//  carts from the old table to the new, visiting at most
+//  CART_REHASH_VISITS * max_buckets slots of the old table; or it gives
+//  back to the system at most CART_REHASH_RELEASE_MAX bytes of a table
+//  that is no longer used. Each operation's own step has max_buckets =
+//  CART_REHASH_BUCKETS.
+#define CART_REHASH_BUCKETS     16
+#define CART_REHASH_VISITS      10
+#define CART_REHASH_CLEAR_MAX   4096
+#define CART_REHASH_RELEASE_MAX (256 * 1024)
+
+//  Take one bounded step of the resize in progress, if any (max_buckets 0
+//  counts as 1). Returns true while resize work remains: a worker calls it
+//  between requests, while it has none waiting, until it returns false.
+//  Never needed for correctness: operations take their own steps, and
+//  every resize finishes before the table it fills needs one.
+bool cart_partition_rehash_step (cart_partition_t *self, size_t max_buckets);
+
+//  The state of the table and what the latest step did, for stats and
+//  tests.
+typedef struct {
+    bool resizing;     //  a resize is in progress, or an old table is still being given back
+    size_t slots;      //  slots of the table that takes new carts (the new one, once moving)
+    size_t old_slots;  //  slots of the table being emptied into it; 0 when none
+    size_t old_carts;  //  carts still in the table being emptied
+    size_t resizes;    //  resizes completed since the partition was created
+    size_t steps;      //  steps taken since then (operations' and rehash_step's)
+    //  The latest step (a rejected operation takes none):
+    size_t step_moved;    //  carts moved from the old table
+    size_t step_visited;  //  slots of the old table visited
+    size_t step_cleared;  //  bytes of the new table zeroed
+    size_t step_released; //  bytes of an unused table given back
+} cart_rehash_stats_t;
+
+void cart_partition_rehash_stats (cart_partition_t *self, cart_rehash_stats_t *stats);
 
 #endif

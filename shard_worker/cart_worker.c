@@ -35,6 +35,7 @@
 #include "cart_worker.h"
 
 #include <errno.h>
+#include <openssl/rand.h>
 
 #include "cart_actor.h"
 #include "cart_body.h"
@@ -42,6 +43,7 @@
 #include "cart_hash.h"
 #include "cart_msg.h"
 #include "cart_partition.h"
+#include "cart_wire.h"
 
 #define LOAD_MS    1000 //  how often a heartbeat carries the load
 #define WORKER_HWM 10000
@@ -66,9 +68,11 @@ typedef struct {
     int64_t pipe_at;
     bool verbose;
     bool terminated;
-    bool failed;    //  refused for good: waiting for $TERM
-    bool ready_due; //  the broker asked us to register again
-    int refusals;   //  409 refusals in a row
+    bool failed;       //  refused for good: waiting for $TERM
+    bool ready_due;    //  the broker asked us to register again
+    int refusals;      //  409 refusals in a row
+    char identity[40]; //  kept across reconnections, so that the broker
+                       //  knows this worker after a pause (PROTOCOL.md 7)
     cart_msg_t msg;
     msgpack_sbuffer out;
     msgpack_packer pk;
@@ -153,6 +157,13 @@ s_self_new (zsock_t *pipe, const cart_worker_config_t *config, const char **erro
     self_t *self = (self_t *)zmalloc (sizeof (self_t));
     assert (self);
     cart_msg_init (&self->msg);
+    uint8_t random[16];
+    if (RAND_bytes (random, sizeof (random)) != 1)
+        cart_put_u32 (random, (uint32_t)zclock_usecs ());
+    int used = snprintf (self->identity, sizeof (self->identity), "w-");
+    for (size_t i = 0; i < sizeof (random); i++)
+        used += snprintf (self->identity + used, sizeof (self->identity) - (size_t)used,
+                          "%02x", random[i]);
     self->pipe = pipe;
     self->cluster_shards = config->cluster_shards;
     self->endpoint = strdup (config->broker);
@@ -197,6 +208,8 @@ s_connect (self_t *self, const char **error)
     zsock_set_linger (dealer, 0);
     zsock_set_reconnect_ivl (dealer, 100);
     zsock_set_reconnect_ivl_max (dealer, 1000);
+    zmq_setsockopt (zsock_resolve (dealer), ZMQ_ROUTING_ID, self->identity,
+                    strlen (self->identity));
     if (zsock_connect (dealer, "%s", self->endpoint)) {
         if (error)
             *error = cart_errorf ("cannot connect to '%s': %s", self->endpoint,

@@ -3,16 +3,19 @@
     peers need not heartbeat) and raw DEALER sockets play workers and
     clients, speaking CART/2 through cart_msg_send / cart_msg_recv.
 
-    What is checked, one test each: one worker per shard (REFUSE 409); READY
-    with a wrong shard count, heartbeat or shard list (REFUSE 400, not
-    registered); a reply is taken only from the worker its request went to;
-    a worker that lets requests expire is shown stalled until it answers; a
-    client that never reads costs at most CLIENT_UNREAD_MAX bytes of
-    replies; a thousand strangers on the backend do not lock real workers
-    out; actors stop within a few pipe looks; a CART/1 peer is not taken for
-    a worker.
+    What is checked, one test each: one worker per shard (REFUSE 409);
+    READY with a wrong shard count, heartbeat or shard list (REFUSE 400,
+    not registered); a reply is taken only from the worker its request
+    went to; a worker that lets requests expire is shown stalled until it
+    answers, also when its last answer and the request it then lets expire
+    fall in one millisecond of the broker's clock; a client that never
+    reads costs at most CLIENT_UNREAD_MAX bytes of replies; a thousand
+    strangers on the backend do not lock real workers out; actors stop
+    within a few pipe looks; a CART/1 peer is not taken for a worker.
 
     Nothing sleeps: every wait is on a message, or a poll with a deadline.
+    Each test starts its own broker; the teardown closes what a failed test
+    left open, so that one failure does not abort the rest at exit.
 */
 #include <stdarg.h>
 #include <stddef.h>
@@ -234,8 +237,8 @@ s_wait_shards (cart_client_t *client, uint32_t shards, uint32_t first, uint32_t 
         if (all)
             return;
         if (zclock_mono () >= until)
-            fail_msg ("shards %u to %u did not show live=%d stalled=%d within %d ms", first,
-                      last, live, stalled, WAIT_MS);
+            fail_msg ("shards %u to %u did not show live=%d stalled=%d within %d ms",
+                      first, last, live, stalled, WAIT_MS);
     }
 }
 
@@ -269,9 +272,8 @@ static void
 s_send (zsock_t *peer, cart_header_t header, const void *body, size_t size)
 {
     cart_frame_t frame = cart_frame_bytes (body, size);
-    assert_int_equal (cart_msg_send (zsock_resolve (peer), NULL, &header,
-                                     body ? &frame : NULL),
-                      0);
+    assert_int_equal (
+        cart_msg_send (zsock_resolve (peer), NULL, &header, body ? &frame : NULL), 0);
 }
 
 static void
@@ -372,8 +374,8 @@ s_expect (zsock_t *peer, int at, cart_msg_t *msg, int command)
     if (s_recv (peer, at, msg, WAIT_MS) != 1)
         fail_msg ("no %s came within %d ms", cart_command_name (command), WAIT_MS);
     if (msg->header.command != command)
-        fail_msg ("%s came where %s was expected", cart_command_name (msg->header.command),
-                  cart_command_name (command));
+        fail_msg ("%s came where %s was expected",
+                  cart_command_name (msg->header.command), cart_command_name (command));
 }
 
 //  True when nothing arrives on a socket (a zsock_t or a libzmq handle)

@@ -448,6 +448,63 @@ test_paused_worker_not_reinstated (void **state)
     zchunk_destroy (&body);
 }
 
+//  A worker replaced while it paused must not come back even when its
+//  replacement is gone: its carts are stale. It is refused and exits.
+static void
+test_paused_worker_stays_out (void **state)
+{
+    char id[32];
+    s_customer_on (2, id, sizeof (id));
+    pid_t paused = s_workers[2];
+    kill (paused, SIGSTOP);
+    int status;
+    int64_t until = zclock_mono () + 30000;
+    do
+        status = s_call_deadline (CART_OP_GET, id, NULL, 0, NULL, 100);
+    while (status != CART_UNAVAILABLE && zclock_mono () < until);
+    assert_int_equal (status, CART_UNAVAILABLE);
+    s_start_worker (2);
+    assert_int_equal (s_wait_serving (id, 30000), CART_OK);
+    test_kill (&s_workers[2], SIGKILL); //  the replacement dies
+    kill (paused, SIGCONT);
+    assert_int_equal (test_wait_exit (&paused, 30000), 1);
+    s_start_worker (2); //  a fresh process is welcome
+    assert_int_equal (s_wait_serving (id, 30000), CART_OK);
+}
+
+//  A client that sets its own routing id and restarts counts its reads
+//  from 0 again: the broker must not take the earlier session's reads
+//  for debts of the new one.
+static void
+test_client_restart_same_identity (void **state)
+{
+    cart_msg_t reply;
+    cart_msg_init (&reply);
+    for (int session = 0; session < 2; session++) {
+        zsock_t *raw = zsock_new (ZMQ_DEALER);
+        assert_non_null (raw);
+        zsock_set_identity (raw, "fixed-client-id");
+        assert_int_equal (zsock_connect (raw, "%s", s_frontend), 0);
+        //  Session 0 says it has read 20 MB (it has, of an earlier broker);
+        //  session 1 starts from 0
+        cart_header_t header = {
+            .command = CART_CMD_PING, .corr = 7, .acked = session ? 0 : 20u << 20};
+        s_raw_send (raw, &header, NULL, 0);
+        assert_int_equal (s_raw_recv (raw, CART_AT_CLIENT, &reply), 1);
+        assert_int_equal (reply.header.status, CART_OK);
+        const char body[] = "\x92\x01\xa3"
+                            "abc";
+        header = (cart_header_t){
+            .command = CART_CMD_REQUEST, .corr = 8, .key = cart_hash_key_str ("abc")};
+        s_raw_send (raw, &header, body, sizeof (body) - 1);
+        assert_int_equal (s_raw_recv (raw, CART_AT_CLIENT, &reply), 1);
+        assert_int_equal (reply.header.corr, 8);
+        assert_int_equal (reply.header.status, CART_OK);
+        zsock_destroy (&raw);
+    }
+    cart_msg_close (&reply);
+}
+
 //  kill -9 the broker and start it again on the same endpoints: workers
 //  and the client (the same client object) find it by themselves.
 static void
@@ -479,6 +536,8 @@ main (void)
         cmocka_unit_test (test_second_worker_refused),
         cmocka_unit_test (test_misconfigured_worker),
         cmocka_unit_test (test_paused_worker_not_reinstated),
+        cmocka_unit_test (test_paused_worker_stays_out),
+        cmocka_unit_test (test_client_restart_same_identity),
         cmocka_unit_test (test_broker_restart),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
