@@ -43,6 +43,7 @@
 #include "cart_actor.h"
 #include "cart_body.h"
 #include "cart_control.h"
+#include "cart_hash.h"
 #include "cart_idmap.h"
 #include "cart_msg.h"
 #include "cart_ring.h"
@@ -62,9 +63,9 @@
 #define NONE                CART_IDMAP_NONE
 
 typedef struct {
-    cart_id_t id;       //  first, for cart_idmap; id.len 0: record free
-    int64_t expiry;     //  zclock_mono () at which it is dead
-    int64_t last_reply; //  when it last answered a request
+    cart_id_t id;     //  first, for cart_idmap; id.len 0: record free
+    int64_t expiry;   //  zclock_mono () at which it is dead
+    uint64_t replies; //  requests it has answered
     uint32_t generation;
     bool stalled; //  a request to it expired since its last reply
 } worker_t;
@@ -81,8 +82,8 @@ typedef struct {
     uint32_t client;
     uint32_t worker;
     uint32_t generation; //  the worker's, when the request was sent
+    uint64_t replies;    //  the worker's count of answers then
     uint64_t client_corr;
-    int64_t sent_at;
 } route_t;
 
 typedef struct {
@@ -199,6 +200,9 @@ s_router (const char *endpoints, int max_message, int sndhwm, const char **error
     zsock_set_rcvhwm (sock, CART_HWM);
     zsock_set_maxmsgsize (sock, max_message);
     zsock_set_linger (sock, 0);
+    //  A fleet of peers (re)connecting at once: the default listen queue of
+    //  100 leaves the rest to the kernel's retries, seconds later
+    zsock_set_backlog (sock, 4096);
     if (!endpoints || zsock_attach (sock, endpoints, true)) {
         *error = cart_errorf ("cannot bind '%s': %s", endpoints ? endpoints : "(none)",
                               zmq_strerror (zmq_errno ()));
@@ -602,7 +606,6 @@ s_handle_ready (self_t *self, worker_t *worker)
                      zmq_msg_size (&self->msg.identity));
         cart_idmap_insert (self->worker_map, (uint32_t)index);
         worker->stalled = false;
-        worker->last_reply = zclock_mono ();
     }
     for (uint32_t i = 0; i < self->n_shards; i++)
         if (self->shards[i].owner == index)
@@ -669,7 +672,7 @@ s_handle_reply (self_t *self, worker_t *worker)
                 "dropped a reply from a peer that its request was not sent to");
         return;
     }
-    worker->last_reply = zclock_mono ();
+    worker->replies++;
     if (worker->stalled)
         self->stats_until = 0;
     worker->stalled = false;
@@ -772,8 +775,8 @@ s_forward (self_t *self, uint32_t client, uint32_t shard)
     self->routes[slot] = (route_t){.client = client,
                                    .worker = (uint32_t)owner,
                                    .generation = worker->generation,
-                                   .client_corr = header->corr,
-                                   .sent_at = now};
+                                   .replies = worker->replies,
+                                   .client_corr = header->corr};
     header->corr = corr;
     header->shard = (uint16_t)shard;
     header->acked = 0;
@@ -846,7 +849,7 @@ s_expire (self_t *self)
         route_t *route = &self->routes[slot];
         worker_t *worker = &self->workers[route->worker];
         if (worker->id.len && worker->generation == route->generation &&
-            worker->last_reply < route->sent_at && !worker->stalled) {
+            worker->replies == route->replies && !worker->stalled) {
             worker->stalled = true;
             self->stats_until = 0;
             s_warn (self, WARN_STALLED,
@@ -1030,6 +1033,7 @@ cart_broker_actor (zsock_t *pipe, void *args)
     zstr_free (&backend);
     s_run (self);
     s_self_destroy (&self);
+    cart_hash_thread_end (); //  OpenSSL's state for this thread (RAND_bytes)
 }
 
 //  --------------------------------------------------------------------------
