@@ -55,10 +55,11 @@ typedef struct {
     const char *name;
     cart_shape_t shape;
     cart_reply_shape_t reply;
+    bool writes;
 } op_info_t;
 
-#define CART_OP_INFO(NAME, name, number, request, reply)                                 \
-    [number] = {#name, request, reply},
+#define CART_OP_INFO(NAME, name, number, request, reply, writes)                         \
+    [number] = {#name, request, reply, writes},
 static const op_info_t s_ops[] = {CART_OPS (CART_OP_INFO)};
 #undef CART_OP_INFO
 _Static_assert(sizeof (s_ops) / sizeof (s_ops[0]) == CART_OP_COUNT + 1,
@@ -88,6 +89,13 @@ cart_op_reply (cart_op_t op)
 {
     assert (cart_op_valid (op));
     return s_ops[op].reply;
+}
+
+bool
+cart_op_writes (cart_op_t op)
+{
+    assert (cart_op_valid (op));
+    return s_ops[op].writes;
 }
 
 //  --------------------------------------------------------------------------

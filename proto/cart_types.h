@@ -48,22 +48,23 @@ typedef enum { CART_STATUSES (CART_STATUS_ENUM) } cart_status_t;
 //  runs it (cart_worker.c). Every table indexed by operation is built from
 //  this macro, and a static assert checks that it covers every entry.
 //
-//  X (NAME, name, wire number, request shape, reply shape)
+//  X (NAME, name, wire number, request shape, reply shape, changes the cart:
+//  a worker logs it when it succeeds)
 #define CART_OPS(X)                                                                      \
-    X (GET, get, 1, CART_SHAPE_CUSTOMER, CART_REPLY_CART)                                \
-    X (ADD, add, 2, CART_SHAPE_ITEM, CART_REPLY_ITEM)                                    \
-    X (SET, set, 3, CART_SHAPE_COUNT, CART_REPLY_ITEM)                                   \
-    X (REMOVE, remove, 4, CART_SHAPE_ITEM_ID, CART_REPLY_NONE)                           \
-    X (CHECKOUT, checkout, 5, CART_SHAPE_CUSTOMER, CART_REPLY_FINAL_CART)
+    X (GET, get, 1, CART_SHAPE_CUSTOMER, CART_REPLY_CART, false)                         \
+    X (ADD, add, 2, CART_SHAPE_ITEM, CART_REPLY_ITEM, true)                              \
+    X (SET, set, 3, CART_SHAPE_COUNT, CART_REPLY_ITEM, true)                             \
+    X (REMOVE, remove, 4, CART_SHAPE_ITEM_ID, CART_REPLY_NONE, true)                     \
+    X (CHECKOUT, checkout, 5, CART_SHAPE_CUSTOMER, CART_REPLY_FINAL_CART, true)
 
-#define CART_OP_ENUM(NAME, name, number, request, reply) CART_OP_##NAME = number,
+#define CART_OP_ENUM(NAME, name, number, request, reply, writes) CART_OP_##NAME = number,
 typedef enum { CART_OPS (CART_OP_ENUM) } cart_op_t;
 #undef CART_OP_ENUM
 
-#define CART_OP_COUNT_ONE(NAME, name, number, request, reply) +1
-#define CART_OP_COUNT                                         (0 CART_OPS (CART_OP_COUNT_ONE))
-#define CART_OP_MIN                                           1
-#define CART_OP_MAX                                           CART_OP_COUNT
+#define CART_OP_COUNT_ONE(NAME, name, number, request, reply, writes) +1
+#define CART_OP_COUNT                                                 (0 CART_OPS (CART_OP_COUNT_ONE))
+#define CART_OP_MIN                                                   1
+#define CART_OP_MAX                                                   CART_OP_COUNT
 
 //  What a request body carries after its operation and customerId
 typedef enum {
@@ -87,9 +88,11 @@ bool cart_op_valid (int op);
 //  The operation's name ("get", ...), or "unknown".
 const char *cart_op_name (int op);
 
-//  The operation's request and reply shapes; op must be valid.
+//  The operation's request and reply shapes, and whether it changes a
+//  cart; op must be valid.
 cart_shape_t cart_op_shape (cart_op_t op);
 cart_reply_shape_t cart_op_reply (cart_op_t op);
+bool cart_op_writes (cart_op_t op);
 
 //  One item of a cart. Strings are byte ranges, not NUL-terminated; they
 //  point into whatever holds the item (a decoded message, a partition) and

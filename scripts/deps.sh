@@ -19,7 +19,7 @@ log() { printf '[deps] %s\n' "$*"; }
 # 1. Debian packages. One apt-get update only when something is missing.
 pkgs=(build-essential cmake pkg-config git ca-certificates
       libzmq3-dev libsodium-dev libmsgpack-dev libssl-dev libcmocka-dev
-      libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev
+      libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev
       clang libclang-rt-14-dev python3 curl)
 missing=()
 for p in "${pkgs[@]}"; do

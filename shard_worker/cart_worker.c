@@ -41,13 +41,22 @@
 #include "cart_body.h"
 #include "cart_control.h"
 #include "cart_hash.h"
+#include "cart_log.h"
 #include "cart_msg.h"
 #include "cart_partition.h"
 #include "cart_wire.h"
 
 #define LOAD_MS    1000 //  how often a heartbeat carries the load
+#define BATCH      256  //  requests read and answered in one go
 #define WORKER_HWM 10000
 #define REFUSALS   (3 * CART_LIVENESS) //  beats a 409 refusal is retried
+
+//  A reply held back until its batch is committed
+typedef struct {
+    cart_header_t header;
+    size_t offset; //  of its body in batch_out
+    size_t size;
+} reply_t;
 
 typedef struct {
     zsock_t *pipe;
@@ -77,6 +86,13 @@ typedef struct {
     msgpack_sbuffer out;
     msgpack_packer pk;
     char text[512]; //  an error message being built
+    //  Durability (data_dir set): one log per shard; the replies of a
+    //  batch wait until its changes are committed (group commit)
+    cart_log_t **logs;    //  per slot, or NULL when in memory
+    bool *dirty;          //  per slot: records buffered in this batch
+    reply_t batch[BATCH]; //  replies waiting for the commit
+    size_t batched;
+    msgpack_sbuffer batch_out; //  their bodies
 } self_t;
 
 //  --------------------------------------------------------------------------
@@ -117,6 +133,11 @@ s_self_destroy (self_t **self_p)
     free (self->slot_of);
     zstr_free (&self->endpoint);
     cart_msg_close (&self->msg);
+    for (size_t i = 0; self->logs && i < self->n_shards; i++)
+        cart_log_close (&self->logs[i]);
+    free (self->logs);
+    free (self->dirty);
+    msgpack_sbuffer_destroy (&self->batch_out);
     msgpack_sbuffer_destroy (&self->out);
     free (self);
     *self_p = NULL;
@@ -149,6 +170,9 @@ s_own_shards (self_t *self, const cart_worker_config_t *config, const char **err
     return 0;
 }
 
+static int s_recover (self_t *self, const cart_worker_config_t *config,
+                      const char **error);
+
 static self_t *
 s_self_new (zsock_t *pipe, const cart_worker_config_t *config, const char **error)
 {
@@ -172,8 +196,10 @@ s_self_new (zsock_t *pipe, const cart_worker_config_t *config, const char **erro
     self->liveness = config->liveness > 0 ? config->liveness : CART_LIVENESS;
     self->verbose = config->verbose;
     msgpack_sbuffer_init (&self->out);
+    msgpack_sbuffer_init (&self->batch_out);
     msgpack_packer_init (&self->pk, &self->out, msgpack_sbuffer_write);
-    if (s_own_shards (self, config, error)) {
+    if (s_own_shards (self, config, error) ||
+        (config->data_dir && s_recover (self, config, error))) {
         s_self_destroy (&self);
         return NULL;
     }
@@ -373,17 +399,19 @@ s_run_remove (self_t *self, cart_partition_t *part, const cart_request_t *req,
 //  does not compile, and none runs by default.
 typedef int (*run_fn) (self_t *self, cart_partition_t *part, const cart_request_t *req,
                        uint64_t key);
-#define CART_OP_RUN(NAME, name, number, request, reply) [number] = s_run_##name,
+#define CART_OP_RUN(NAME, name, number, request, reply, writes) [number] = s_run_##name,
 static const run_fn s_runs[] = {CART_OPS (CART_OP_RUN)};
 #undef CART_OP_RUN
 _Static_assert(sizeof (s_runs) / sizeof (s_runs[0]) == CART_OP_COUNT + 1,
                "every operation has its function");
 
 //  Runs the current request on its shard and writes the reply body into
-//  self->out. Returns the reply's status.
+//  self->out. Returns the reply's status; *changed gets the slot of the
+//  partition it changed, or -1.
 static int
-s_run (self_t *self)
+s_run (self_t *self, int32_t *changed)
 {
+    *changed = -1;
     const cart_header_t *header = &self->msg.header;
     int32_t slot = header->shard < self->slot_limit ? self->slot_of[header->shard] : -1;
     if (slot < 0) {
@@ -401,21 +429,133 @@ s_run (self_t *self)
         s_error (self, "the routing key is not hash_key of the customerId");
         return CART_BAD_REQUEST;
     }
-    return s_runs[req.op](self, self->partitions[slot], &req, header->key);
+    int status = s_runs[req.op](self, self->partitions[slot], &req, header->key);
+    if (cart_op_writes (req.op) &&
+        (status == CART_OK || status == CART_CREATED || status == CART_DELETED))
+        *changed = slot;
+    return status;
 }
 
-//  Answers the current REQUEST with a REPLY of the same corr and shard.
+//  --------------------------------------------------------------------------
+//  Recovery: each shard's log replayed through the same functions that
+//  serve requests, before the worker registers with the broker
+
+typedef struct {
+    self_t *self;
+    size_t slot;
+} replay_t;
+
+static int
+s_replay (void *arg, const void *payload, size_t size)
+{
+    replay_t *replay = (replay_t *)arg;
+    self_t *self = replay->self;
+    cart_request_t req;
+    if (cart_request_decode (payload, size, &req, NULL))
+        return -1;
+    self->out.size = 0;
+    uint64_t key = cart_hash_key (req.customer, req.customer_len);
+    s_runs[req.op](self, self->partitions[replay->slot], &req, key);
+    return 0;
+}
+
+static int
+s_recover (self_t *self, const cart_worker_config_t *config, const char **error)
+{
+    cart_log_options_t options = {.dir = config->data_dir,
+                                  .fsync = config->fsync,
+                                  .repair = config->repair,
+                                  .verbose = config->verbose};
+    self->logs = (cart_log_t **)calloc (self->n_shards, sizeof (cart_log_t *));
+    self->dirty = (bool *)calloc (self->n_shards, sizeof (bool));
+    assert (self->logs && self->dirty);
+    int64_t start = zclock_usecs ();
+    uint64_t records = 0;
+    for (size_t i = 0; i < self->n_shards; i++) {
+        replay_t replay = {self, i};
+        self->logs[i] =
+            cart_log_open (&options, self->shards[i], s_replay, &replay, error);
+        if (!self->logs[i])
+            return -1;
+        records += cart_log_stats (self->logs[i])->records;
+    }
+    if (records || self->verbose)
+        zsys_info ("worker: recovered %zu shard(s) from %s: %llu change(s) replayed in "
+                   "%.3f s",
+                   self->n_shards, config->data_dir, (unsigned long long)records,
+                   (double)(zclock_usecs () - start) / 1e6);
+    return 0;
+}
+
+//  Answers the current REQUEST with a REPLY of the same corr and shard: at
+//  once when in memory; with data, after the batch's changes are
+//  committed to their logs (s_flush), as Redis does before its event loop
+//  sleeps.
 static void
 s_handle_request (self_t *self)
 {
     self->out.size = 0;
-    int status = s_run (self);
+    int32_t changed;
+    int status = s_run (self, &changed);
     cart_header_t header = {.command = CART_CMD_REPLY,
                             .status = (uint16_t)status,
                             .shard = self->msg.header.shard,
                             .corr = self->msg.header.corr};
-    cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);
-    cart_msg_send (self->sock, NULL, &header, &body); //  dropped when full
+    if (!self->logs) {
+        cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);
+        cart_msg_send (self->sock, NULL, &header, &body); //  dropped when full
+        return;
+    }
+    if (changed >= 0) {
+        int rc = cart_log_append (self->logs[changed], cart_msg_body (&self->msg),
+                                  cart_msg_body_size (&self->msg));
+        assert (rc == 0); //  a request body is at most CART_REQUEST_WIRE_MAX
+        self->dirty[changed] = true;
+    }
+    assert (self->batched < BATCH);
+    self->batch[self->batched++] =
+        (reply_t){header, self->batch_out.size, self->out.size};
+    msgpack_sbuffer_write (&self->batch_out, self->out.data, self->out.size);
+}
+
+static void s_fail (self_t *self, const char *why);
+
+//  Commits the batch's changes, then sends its replies. When a log cannot
+//  be written or synced, no reply of the batch says success: each is
+//  answered 500, and the worker stops serving rather than lie.
+static void
+s_flush (self_t *self)
+{
+    const char *error = NULL;
+    for (size_t i = 0; i < self->n_shards && self->logs; i++)
+        if (self->dirty[i]) {
+            self->dirty[i] = false;
+            if (!error)
+                cart_log_commit (self->logs[i], &error);
+        }
+    char text[600];
+    if (error)
+        snprintf (text, sizeof (text),
+                  "the shard could not write its log (%s); the "
+                  "change may not be kept",
+                  error);
+    for (size_t i = 0; i < self->batched; i++) {
+        reply_t *reply = &self->batch[i];
+        cart_frame_t body =
+            cart_frame_bytes (self->batch_out.data + reply->offset, reply->size);
+        if (error) {
+            self->out.size = 0;
+            cart_reply_encode_error (&self->pk, text);
+            reply->header.status = CART_INTERNAL;
+            body = cart_frame_bytes (self->out.data, self->out.size);
+        }
+        if (self->sock)
+            cart_msg_send (self->sock, NULL, &reply->header, &body);
+    }
+    self->batched = 0;
+    self->batch_out.size = 0;
+    if (error)
+        s_fail (self, text);
 }
 
 //  --------------------------------------------------------------------------
@@ -440,10 +580,18 @@ s_handle_refuse (self_t *self)
         self->ready_due = true;
         return;
     }
-    zsys_error ("worker: %s", text);
+    s_fail (self, text);
+}
+
+//  Gives up for good: reports FATAL on the pipe, closes the socket (the
+//  broker sees us gone) and waits for $TERM.
+static void
+s_fail (self_t *self, const char *why)
+{
+    zsys_error ("worker: %s", why);
     zstr_sendm (self->pipe, "FATAL");
-    zstr_send (self->pipe, text);
-    zsock_destroy (&self->dealer); //  the broker sees us gone
+    zstr_send (self->pipe, why);
+    zsock_destroy (&self->dealer);
     self->sock = NULL;
     self->failed = true;
 }
@@ -493,10 +641,12 @@ s_drain (self_t *self, int wait_ms)
     //  call, where zmq_poll costs several (it checks the socket's mailbox
     //  before and after); then what else is queued is read without waiting
     zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof (wait_ms));
-    for (int i = 0; i < 256 && self->sock && s_handle_broker (self, i ? ZMQ_DONTWAIT : 0);
-         i++)
+    for (int i = 0;
+         i < BATCH && self->sock && s_handle_broker (self, i ? ZMQ_DONTWAIT : 0); i++)
         ;
     cart_msg_close (&self->msg);
+    if (self->batched)
+        s_flush (self);
 }
 
 static void

@@ -30,11 +30,16 @@
 #include <czmq.h>
 #include <stdint.h>
 
+#include "cart_log.h"
+
 typedef struct {
     const char *broker;      //  the broker's backend endpoint
     uint32_t cluster_shards; //  the cluster's shard count, as the broker's
     const uint32_t *shards;  //  the shards to own, each below cluster_shards
     size_t n_shards;         //  1..cluster_shards
+    const char *data_dir;    //  where the shards' logs live; NULL: in memory
+    cart_fsync_t fsync;      //  with data_dir: when a change reaches the disk
+    bool repair;             //  cut a damaged log instead of refusing to start
     int heartbeat_ms;        //  0: CART_HEARTBEAT_MS
     int liveness;            //  0: CART_LIVENESS
     bool verbose;

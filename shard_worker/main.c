@@ -17,6 +17,12 @@ s_help (FILE *out)
              "                   (default 4)\n"
              "  --broker EP      the broker's backend (default tcp://127.0.0.1:5556)\n"
              "  --threads N      worker threads sharing the shards, 1..64 (default 1)\n"
+             "  --data-dir DIR   keep each shard's changes in DIR/shard-K.log and\n"
+             "                   replay them at start (default: in memory only)\n"
+             "  --fsync POLICY   with --data-dir: always (a reply waits for the disk),\n"
+             "                   everysec (at most about 1 s of changes lost in a\n"
+             "                   crash of the machine) or no (default everysec)\n"
+             "  --repair         cut a damaged log at the damage, keeping a copy\n"
              "  --heartbeat MS   heartbeat interval (default %d)\n"
              "  --verbose        log registrations and reconnections\n"
              "  --help           this text\n\n"
@@ -40,17 +46,37 @@ main (int argc, char **argv)
                                             {"shards", required_argument, NULL, 'S'},
                                             {"broker", required_argument, NULL, 'b'},
                                             {"threads", required_argument, NULL, 't'},
+                                            {"data-dir", required_argument, NULL, 'D'},
+                                            {"fsync", required_argument, NULL, 'F'},
+                                            {"repair", no_argument, NULL, 'R'},
                                             {"heartbeat", required_argument, NULL, 'H'},
                                             {"verbose", no_argument, NULL, 'v'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     static uint32_t shards[CART_SHARDS_MAX];
     size_t n_shards = 0;
-    cart_worker_config_t config = {.broker = "tcp://127.0.0.1:5556", .cluster_shards = 4};
+    cart_worker_config_t config = {.broker = "tcp://127.0.0.1:5556",
+                                   .cluster_shards = 4,
+                                   .fsync = CART_FSYNC_EVERYSEC};
     long threads = 1, number;
     int opt;
-    while ((opt = getopt_long (argc, argv, "s:S:b:t:H:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "s:S:b:t:D:F:RH:vh", options, NULL)) != -1) {
         switch (opt) {
+            case 'D':
+                config.data_dir = optarg;
+                break;
+            case 'F':
+                if (cart_fsync_parse (optarg, &config.fsync)) {
+                    fprintf (stderr,
+                             "shard_worker: --fsync is always, everysec or no, "
+                             "not '%s'\n",
+                             optarg);
+                    return 2;
+                }
+                break;
+            case 'R':
+                config.repair = true;
+                break;
             case 'S':
                 if (cart_args_number (optarg, 1, CART_SHARDS_MAX, &number))
                     goto usage;
@@ -93,8 +119,10 @@ main (int argc, char **argv)
         fprintf (stderr, "shard_worker: %s\n", error);
         return 1;
     }
-    printf ("shard_worker: %zu shard(s) on %ld thread(s), broker %s\n", n_shards, threads,
-            config.broker);
+    printf ("shard_worker: %zu shard(s) on %ld thread(s), broker %s, %s%s%s%s\n",
+            n_shards, threads, config.broker, config.data_dir ? "data in " : "in memory",
+            config.data_dir ? config.data_dir : "", config.data_dir ? ", fsync " : "",
+            config.data_dir ? cart_fsync_name (config.fsync) : "");
     fflush (stdout);
     int signal = cart_args_wait (s_failed, workers);
     const char *failure = cart_workers_failure (workers);
