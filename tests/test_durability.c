@@ -1,0 +1,220 @@
+/*  test_durability - every acknowledged write survives kill -9 of its
+    worker: a broker and a shard_worker with --data-dir as processes over
+    tcp, a client pipelining adds, the worker killed at random moments
+    under that load and started again, many times in a row. After each
+    restart, every add that was answered 201 is in its cart, and none that
+    was refused before reaching the worker (503) is. Run with --fsync
+    always and with everysec: a process's crash loses nothing either way
+    (its writes are in the kernel); everysec risks the last second only
+    when the machine itself goes down, which a test cannot do here.
+
+    Every wait is on a reply or a process's output, with a deadline.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <czmq.h>
+#include <stdlib.h>
+
+#include "cart_client.h"
+#include "cart_hash.h"
+#include "test_process.h"
+
+#define SHARDS    2
+#define CUSTOMERS 16
+#define ROUNDS    6
+#define PER_ROUND 240 //  adds sent per round; the kill falls somewhere in them
+#define WINDOW    32  //  adds in flight
+
+typedef enum { UNSENT, PENDING, ACKED, REFUSED, UNKNOWN } fate_t;
+
+typedef struct {
+    char frontend[128];
+    char backend[128];
+    char dir[64];
+    const char *fsync;
+    pid_t broker;
+    pid_t worker;
+    cart_client_t *client;
+    fate_t fate[ROUNDS * PER_ROUND];
+} cluster_t;
+
+static cluster_t s_cluster;
+
+static void
+s_start_worker (cluster_t *self)
+{
+    char line[512], shards[8];
+    snprintf (shards, sizeof (shards), "%d", SHARDS);
+    self->worker = test_spawn (line, sizeof (line), "shard_worker", "--broker",
+                               self->backend, "--shards", shards, "--shard", "0-1",
+                               "--data-dir", self->dir, "--fsync", self->fsync, NULL);
+}
+
+//  The customer and item of add number n
+static void
+s_names (int n, char *customer, char *item)
+{
+    snprintf (customer, 32, "durable-%d", n % CUSTOMERS);
+    snprintf (item, 32, "sku-%d", n);
+}
+
+static int
+s_send_add (cluster_t *self, int n)
+{
+    char customer[32], item[32];
+    s_names (n, customer, item);
+    cart_request_t req = {
+        .op = CART_OP_ADD,
+        .customer = customer,
+        .customer_len = strlen (customer),
+        .item = {.id = item, .id_len = strlen (item), .price_cents = 100, .count = 1}};
+    return cart_client_send (self->client, &req, 3000, (void *)(intptr_t)n, NULL, NULL);
+}
+
+static void
+s_take (cluster_t *self, const cart_result_t *result)
+{
+    int n = (int)(intptr_t)result->user;
+    self->fate[n] = result->status == CART_CREATED       ? ACKED
+                    : result->status == CART_UNAVAILABLE ? REFUSED
+                                                         : UNKNOWN;
+}
+
+//  Sends a round of adds, kill -9 of the worker after `kill_after` of them.
+static void
+s_round (cluster_t *self, int round, int kill_after)
+{
+    int first = round * PER_ROUND, sent = 0;
+    cart_result_t result;
+    while (sent < PER_ROUND || cart_client_pending (self->client)) {
+        while (sent < PER_ROUND && cart_client_pending (self->client) < WINDOW) {
+            if (s_send_add (self, first + sent)) {
+                self->fate[first + sent] = UNSENT; //  no connection: never sent
+            } else
+                self->fate[first + sent] = PENDING;
+            sent++;
+            if (sent == kill_after)
+                test_kill (&self->worker, SIGKILL);
+        }
+        if (cart_client_recv (self->client, &result, 5000) == 1)
+            s_take (self, &result);
+    }
+}
+
+//  GETs a customer until served (the restarted worker has registered).
+static int
+s_get (cluster_t *self, const char *customer, zchunk_t **body)
+{
+    int64_t until = zclock_mono () + 30000;
+    cart_result_t result = {0};
+    while (zclock_mono () < until) {
+        cart_request_t req = {
+            .op = CART_OP_GET, .customer = customer, .customer_len = strlen (customer)};
+        if (cart_client_send (self->client, &req, 500, NULL, NULL, NULL) == 0 &&
+            cart_client_recv (self->client, &result, -1) == 1 &&
+            result.status == CART_OK) {
+            *body = zchunk_new (result.body, result.body_size);
+            return CART_OK;
+        }
+        cart_client_recv (self->client, &result, 20); //  let the socket connect
+    }
+    return result.status;
+}
+
+//  Every acknowledged add up to `upto` is in its cart; no refused one is.
+static void
+s_check (cluster_t *self, int upto)
+{
+    static bool present[ROUNDS * PER_ROUND];
+    memset (present, 0, sizeof (present));
+    for (int c = 0; c < CUSTOMERS; c++) {
+        char customer[32];
+        snprintf (customer, sizeof (customer), "durable-%d", c);
+        zchunk_t *body = NULL;
+        assert_int_equal (s_get (self, customer, &body), CART_OK);
+        cart_reply_t reply;
+        cart_item_t item;
+        assert_int_equal (
+            cart_reply_decode (zchunk_data (body), zchunk_size (body), &reply, NULL), 0);
+        while (cart_reply_next_item (&reply, &item, NULL) == 1) {
+            int n = atoi (item.id + 4);
+            assert_true (n >= 0 && n < upto);
+            assert_int_equal (item.count, 1); //  applied once, not twice
+            present[n] = true;
+        }
+        zchunk_destroy (&body);
+    }
+    int acked = 0, lost = 0, ghosts = 0;
+    for (int n = 0; n < upto; n++) {
+        acked += self->fate[n] == ACKED;
+        lost += self->fate[n] == ACKED && !present[n];
+        ghosts += (self->fate[n] == REFUSED || self->fate[n] == UNSENT) && present[n];
+    }
+    print_message ("after %d adds: %d acknowledged, %d of them lost, %d refused ones "
+                   "present\n",
+                   upto, acked, lost, ghosts);
+    assert_int_equal (lost, 0);
+    assert_int_equal (ghosts, 0);
+    assert_true (acked > 0);
+}
+
+static void
+s_run (const char *fsync)
+{
+    cluster_t *self = &s_cluster;
+    memset (self, 0, sizeof (*self));
+    self->fsync = fsync;
+    snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    char line[512], shards[8];
+    snprintf (shards, sizeof (shards), "%d", SHARDS);
+    self->broker =
+        test_spawn (line, sizeof (line), "broker", "--frontend", "tcp://127.0.0.1:*",
+                    "--backend", "tcp://127.0.0.1:*", "--shards", shards, NULL);
+    assert_int_equal (sscanf (line, "broker: clients on %127[^,], workers on %127[^,],",
+                              self->frontend, self->backend),
+                      2);
+    s_start_worker (self);
+    self->client = cart_client_new (self->frontend, NULL);
+    assert_non_null (self->client);
+    unsigned seed = (unsigned)zclock_usecs ();
+    print_message ("fsync %s, seed %u\n", fsync, seed);
+    for (int round = 0; round < ROUNDS; round++) {
+        zchunk_t *body = NULL;
+        assert_int_equal (s_get (self, "durable-0", &body), CART_OK); //  serving
+        zchunk_destroy (&body);
+        s_round (self, round, 1 + (int)(rand_r (&seed) % PER_ROUND));
+        s_start_worker (self);
+        s_check (self, (round + 1) * PER_ROUND);
+    }
+    cart_client_destroy (&self->client);
+    test_kill (&self->worker, SIGTERM);
+    test_kill (&self->broker, SIGTERM);
+    char command[128];
+    snprintf (command, sizeof (command), "rm -rf '%.64s'", self->dir);
+    assert_int_equal (system (command), 0);
+}
+
+static void
+test_kill9_fsync_always (void **state)
+{
+    s_run ("always");
+}
+
+static void
+test_kill9_fsync_everysec (void **state)
+{
+    s_run ("everysec");
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_kill9_fsync_always),
+        cmocka_unit_test (test_kill9_fsync_everysec),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
