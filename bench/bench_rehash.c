@@ -36,13 +36,20 @@
 
 #define TOP 5
 
+#ifdef CART_REHASH_BUCKETS
+//  What an add's step did
+enum { STEP_NONE, STEP_CLEAR, STEP_MOVE, STEP_RELEASE, STEP_KINDS };
+static const char *step_names[STEP_KINDS] = {"did no resize work", "zeroed new table",
+                                             "moved carts", "gave back old table"};
+#endif
+
 typedef struct {
     size_t carts, gets, repeat;
     bool idle;
     uint64_t *keys;
     uint32_t *best;   //  per add: its fastest over the runs so far, ns
     uint32_t *sorted; //  scratch for percentiles
-    uint8_t *worked;  //  per add: its step did resize work (newer header)
+    uint8_t *worked;  //  per add: what its step did, a STEP_ (newer header)
 } bench_t;
 
 static uint64_t
@@ -88,7 +95,7 @@ s_print_spread (bench_t *bench, const uint32_t *ns, size_t n)
 }
 
 //  Prints the TOP longest of ns[0..n) with their cart numbers; when only is
-//  0 or 1, among the adds whose worked flag equals it.
+//  a STEP_, among the adds whose step did that.
 static void
 s_print_top (bench_t *bench, const uint32_t *ns, size_t n, int only)
 {
@@ -104,6 +111,17 @@ s_print_top (bench_t *bench, const uint32_t *ns, size_t n, int only)
                 top[k] = ns[c], at[k] = c + 1;
                 break;
             }
+    }
+    if (only >= 0) { //  their p50 and p99 first
+        size_t count = 0;
+        for (size_t c = 0; c < n; c++)
+            if (bench->worked[c] == only)
+                bench->sorted[count++] = ns[c];
+        qsort (bench->sorted, count, sizeof (uint32_t), s_cmp);
+        if (count)
+            printf ("%zu adds, p50 %.2f us, p99 %.1f us; ", count,
+                    bench->sorted[count / 2] / 1e3,
+                    bench->sorted[count * 99 / 100] / 1e3);
     }
     for (int k = 0; k < TOP && top[k]; k++)
         printf ("%s%.1f us (cart %zu)", k ? ", " : "", top[k] / 1e3, at[k]);
@@ -133,8 +151,10 @@ s_run (bench_t *bench, size_t run, uint32_t *ns)
 #ifdef CART_REHASH_BUCKETS
         cart_rehash_stats_t stats;
         cart_partition_rehash_stats (part, &stats);
-        bench->worked[c] =
-            stats.step_visited + stats.step_cleared + stats.step_released > 0;
+        bench->worked[c] = stats.step_cleared    ? STEP_CLEAR
+                           : stats.step_visited  ? STEP_MOVE
+                           : stats.step_released ? STEP_RELEASE
+                                                 : STEP_NONE;
         if (bench->idle)
             cart_partition_rehash_step (part, 64);
 #endif
@@ -231,10 +251,10 @@ main (int argc, char *argv[])
     printf ("\n  longest: ");
     s_print_top (&bench, bench.best, bench.carts, -1);
 #ifdef CART_REHASH_BUCKETS
-    printf ("  longest whose step did resize work: ");
-    s_print_top (&bench, bench.best, bench.carts, 1);
-    printf ("  longest whose step did none: ");
-    s_print_top (&bench, bench.best, bench.carts, 0);
+    for (int kind = 0; kind < STEP_KINDS; kind++) {
+        printf ("  longest whose step %s: ", step_names[kind]);
+        s_print_top (&bench, bench.best, bench.carts, kind);
+    }
 #endif
     free (ns);
     free (bench.worked);

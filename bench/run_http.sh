@@ -84,7 +84,7 @@ fail() {
 
 # cartd on a port it picks itself (--listen 0), read from its first line
 mkfifo "$TMP/cartd.out"
-"$CARTD" --listen 0 --bus none --shards "$SHARDS" --workers "$WORKERS" \
+"$CARTD" --in-memory --listen 0 --bus none --shards "$SHARDS" --workers "$WORKERS" \
     --threads "$HTTP_THREADS" >"$TMP/cartd.out" 2>"$TMP/cartd.err" &
 CARTD_PID=$!
 exec 3<"$TMP/cartd.out"

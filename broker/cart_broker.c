@@ -49,15 +49,15 @@
 #include "cart_ring.h"
 #include "cart_slots.h"
 
-#define CART_HWM            10000          //  messages queued per peer and direction
-#define BATCH               256            //  messages read from one socket in a row
-#define CLIENTS_MAX         16384          //  clients tracked at once
-#define CLIENT_IDLE_MS      60000          //  a quiet client is forgotten after this
-#define CLIENT_INFLIGHT_MAX 16384          //  requests in flight per client
-#define CLIENT_UNREAD_MAX   (16 << 20)     //  reply bytes a client may leave unread
-#define UNREAD_TOTAL_MAX    (256ULL << 20) //  ... and all clients together
+#define CART_HWM            10000 //  messages queued per peer and direction
+#define BATCH               256   //  messages read from one socket in a row
+#define CLIENTS_MAX         16384 //  clients tracked at once
+#define CLIENT_IDLE_MS      60000 //  a quiet client is forgotten after this
+#define CLIENT_INFLIGHT_MAX 16384 //  requests in flight per client
+#define CLIENT_UNREAD_MAX   CART_BROKER_UNREAD_MAX
 #define FRONT_SNDHWM        2000           //  replies queued per client connection
 #define STALL_FLOOR_MS      1000           //  no request expires sooner, at the broker
+#define SUPERSEDED_MAX      8              //  replaced workers remembered per shard
 #define ROUTES_MAX          CART_SLOTS_MAX //  requests in flight in all
 #define WARN_MS             1000           //  a kind of warning once a second at most
 #define NONE                CART_IDMAP_NONE
@@ -87,11 +87,12 @@ typedef struct {
 } route_t;
 
 typedef struct {
-    int32_t owner;       //  index into workers, or -1
-    uint64_t served_by;  //  cart_id_hash of the identity that served it last
-    uint64_t superseded; //  ... of one that another worker replaced, or 0
-    uint64_t requests;   //  routed to it, or answered UNAVAILABLE
-    uint64_t carts;      //  from the owner's last load report
+    int32_t owner;      //  index into workers, or -1
+    uint64_t served_by; //  cart_id_hash of the identity that served it last
+    uint64_t superseded[SUPERSEDED_MAX]; //  ... of those another worker replaced
+    uint32_t superseded_next;
+    uint64_t requests; //  routed to it, or answered UNAVAILABLE
+    uint64_t carts;    //  from the owner's last load report
     uint64_t items;
 } shard_t;
 
@@ -122,7 +123,6 @@ typedef struct {
     client_t *clients;
     cart_idmap_t *client_map;
     uint32_t clients_used; //  records ever taken: scans stop there
-    uint64_t unread_total; //  reply bytes sent that clients have not taken
     cart_slots_t *slots;
     route_t *routes; //  by slot
     int heartbeat_ms;
@@ -277,10 +277,13 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, const char **erro
         s_router (config->frontend, CART_REQUEST_WIRE_MAX, FRONT_SNDHWM, error);
     if (self->frontend)
         self->backend = s_router (config->backend, CART_BODY_WIRE_MAX, CART_HWM, error);
-    //  A worker keeps its identity across reconnections (cart_worker.c):
-    //  its new connection takes the identity over from the old one
-    if (self->backend)
+    //  A worker keeps its identity across reconnections (cart_worker.c),
+    //  and so may a client that sets its own: a new connection takes the
+    //  identity over from the old one
+    if (self->backend) {
         zsock_set_router_handover (self->backend, 1);
+        zsock_set_router_handover (self->frontend, 1);
+    }
     if (!self->backend) {
         s_self_destroy (&self);
         return NULL;
@@ -300,15 +303,12 @@ s_unread (const client_t *client)
     return client->sent - client->acked; //  modulo 2^32, as both count
 }
 
-//  Every change to a client's sent or acked count goes through here, so
-//  that the sum of what all clients have not read stays exact.
+//  Every change to a client's sent or acked count goes through here.
 static void
 s_client_count (self_t *self, client_t *client, uint32_t sent, uint32_t acked)
 {
-    self->unread_total -= s_unread (client);
     client->sent = sent;
     client->acked = acked;
-    self->unread_total += s_unread (client);
 }
 
 static void
@@ -317,13 +317,12 @@ s_client_sent (self_t *self, client_t *client, size_t size)
     s_client_count (self, client, client->sent + (uint32_t)size, client->acked);
 }
 
-//  True when a reply of `size` bytes more would pass a bound on what the
-//  client, or all clients together, have not read.
+//  True when a reply of `size` bytes more would pass the bound on what the
+//  client has not read.
 static bool
 s_over_unread (self_t *self, const client_t *client, size_t size)
 {
-    return s_unread (client) + size > CLIENT_UNREAD_MAX ||
-           self->unread_total + size > UNREAD_TOTAL_MAX;
+    return s_unread (client) + size > CLIENT_UNREAD_MAX;
 }
 
 static void
@@ -396,6 +395,9 @@ s_client (self_t *self)
         //  Its count went back: a new session under the same identity (a
         //  client that sets its own routing id, restarted). Count afresh.
         s_client_count (self, client, acked, acked);
+    else if ((int32_t)(client->sent - acked) < 0)
+        //  It claims more than was sent: it has read everything, at most
+        s_client_count (self, client, client->sent, client->sent);
     else
         s_client_count (self, client, client->sent, acked);
     return index;
@@ -518,6 +520,16 @@ s_refuse (self_t *self, uint16_t status, const char *format, ...)
                    zmq_msg_size (&self->msg.identity), CART_CMD_REFUSE, status, text);
 }
 
+//  True when an identity once served the shard and was replaced.
+static bool
+s_superseded (const shard_t *shard, uint64_t id_hash)
+{
+    for (int i = 0; i < SUPERSEDED_MAX; i++)
+        if (shard->superseded[i] == id_hash)
+            return true;
+    return false;
+}
+
 //  Checks a READY against the cluster: returns 0, or -1 after refusing it.
 //  A shard already served by another live worker is refused: a shard has
 //  one worker at a time, and a worker that was replaced (it paused past
@@ -553,7 +565,7 @@ s_check_ready (self_t *self, cart_ready_t *ready, int32_t index, uint64_t id_has
             return -1;
         }
         self->seen[shard] = self->epoch;
-        if (self->shards[shard].superseded == id_hash) {
+        if (s_superseded (&self->shards[shard], id_hash)) {
             s_refuse (self, CART_CONFLICT,
                       "this worker served shard %u until it stopped answering, and "
                       "another worker has served it since; restart it",
@@ -614,8 +626,10 @@ s_handle_ready (self_t *self, worker_t *worker)
         //  A shard that passes to another identity remembers the one it
         //  leaves: that worker was replaced, and must not serve it again
         shard_t *shard = &self->shards[cart_ready_next (&ready)];
-        if (shard->served_by && shard->served_by != id_hash)
-            shard->superseded = shard->served_by;
+        if (shard->served_by && shard->served_by != id_hash &&
+            !s_superseded (shard, shard->served_by))
+            shard->superseded[shard->superseded_next++ % SUPERSEDED_MAX] =
+                shard->served_by;
         shard->served_by = id_hash;
         shard->owner = index;
     }
@@ -816,9 +830,8 @@ s_route_request (self_t *self, uint32_t client)
     }
     if (s_over_unread (self, record, 0)) {
         s_answer_error (self, client, CART_UNAVAILABLE,
-                        "this client has not read %u bytes of replies (clients together "
-                        "%llu); read them first",
-                        s_unread (record), (unsigned long long)self->unread_total);
+                        "this client has not read %u bytes of replies; read them first",
+                        s_unread (record));
         return;
     }
     if (shard->owner < 0) {

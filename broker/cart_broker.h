@@ -30,6 +30,10 @@
 
 #include "cart_wire.h"
 
+//  Reply bytes a client may leave unread before the broker answers its
+//  requests, and replaces its replies, with a short 503 (PROTOCOL.md 7)
+#define CART_BROKER_UNREAD_MAX (32 << 20)
+
 typedef struct {
     const char *frontend; //  endpoint(s) to bind for clients
     const char *backend;  //  endpoint(s) to bind for workers

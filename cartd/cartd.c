@@ -28,6 +28,8 @@ typedef struct {
     cart_http_config_t http;
     long workers;
     const char *bus;
+    const char *data_dir; //  NULL: in memory
+    cart_fsync_t fsync;
 } options_t;
 
 static void
@@ -46,6 +48,10 @@ s_help (FILE *out)
         "  --deadline MS    per-request deadline (default %d)\n"
         "  --bus EP         also bind the broker's frontend here, for cartctl and\n"
         "                   other clients (default tcp://127.0.0.1:5555; none: off)\n"
+        "  --data-dir DIR   keep every shard's changes here, replayed at start\n"
+        "                   (default ./cart-data)\n"
+        "  --in-memory      keep nothing: carts are lost when cartd stops\n"
+        "  --fsync POLICY   always, everysec or no (default everysec; see README)\n"
         "  --verbose        log workers joining and leaving\n"
         "  --help           this text\n\n"
         "SIGINT or SIGTERM stops it cleanly.\n",
@@ -63,12 +69,15 @@ s_parse (int argc, char **argv, options_t *options)
                                           {"threads", required_argument, NULL, 't'},
                                           {"deadline", required_argument, NULL, 'd'},
                                           {"bus", required_argument, NULL, 'b'},
+                                          {"data-dir", required_argument, NULL, 'D'},
+                                          {"in-memory", no_argument, NULL, 'M'},
+                                          {"fsync", required_argument, NULL, 'F'},
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     long n;
     int opt;
-    while ((opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:vh", longs, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:D:MF:vh", longs, NULL)) != -1) {
         if (opt == 'l' && cart_args_number (optarg, 0, 65535, &n) == 0)
             options->http.port = (int)n;
         else if (opt == 'a')
@@ -83,6 +92,12 @@ s_parse (int argc, char **argv, options_t *options)
             options->http.deadline_ms = (int)n;
         else if (opt == 'b')
             options->bus = optarg;
+        else if (opt == 'D')
+            options->data_dir = optarg;
+        else if (opt == 'M')
+            options->data_dir = NULL;
+        else if (opt == 'F' && cart_fsync_parse (optarg, &options->fsync) == 0)
+            ;
         else if (opt == 'v')
             options->broker.verbose = true;
         else if (opt == 'h')
@@ -101,7 +116,9 @@ main (int argc, char **argv)
     options_t options = {.broker = {.shards = 4},
                          .http = {.port = 8080, .broker = FRONTEND},
                          .workers = sysconf (_SC_NPROCESSORS_ONLN),
-                         .bus = "tcp://127.0.0.1:5555"};
+                         .bus = "tcp://127.0.0.1:5555",
+                         .data_dir = "cart-data",
+                         .fsync = CART_FSYNC_EVERYSEC};
     if (options.workers < 1 || options.workers > CART_THREADS_MAX)
         options.workers = options.workers < 1 ? 1 : CART_THREADS_MAX;
     int rc = s_parse (argc, argv, &options);
@@ -126,6 +143,8 @@ main (int argc, char **argv)
             shards[i] = i;
         cart_worker_config_t worker = {.broker = BACKEND,
                                        .cluster_shards = options.broker.shards,
+                                       .data_dir = options.data_dir,
+                                       .fsync = options.fsync,
                                        .shards = shards,
                                        .n_shards = options.broker.shards,
                                        .verbose = options.broker.verbose};
@@ -135,13 +154,16 @@ main (int argc, char **argv)
     if (workers)
         http = cart_http_new (&options.http, &error);
     if (http) {
-        printf ("cartd: http://%s:%d/ with %u shards on %ld worker thread(s)%s%s\n",
-                options.http.host ? options.http.host : "127.0.0.1",
-                cart_http_port (http), options.broker.shards,
-                options.workers < (long)options.broker.shards
-                    ? options.workers
-                    : (long)options.broker.shards,
-                bus ? ", bus on " : "", bus ? options.bus : "");
+        printf (
+            "cartd: http://%s:%d/ with %u shards on %ld worker thread(s)%s%s; %s%s%s%s\n",
+            options.http.host ? options.http.host : "127.0.0.1", cart_http_port (http),
+            options.broker.shards,
+            options.workers < (long)options.broker.shards ? options.workers
+                                                          : (long)options.broker.shards,
+            bus ? ", bus on " : "", bus ? options.bus : "",
+            options.data_dir ? "data in " : "in memory (nothing kept)",
+            options.data_dir ? options.data_dir : "", options.data_dir ? ", fsync " : "",
+            options.data_dir ? cart_fsync_name (options.fsync) : "");
         fflush (stdout);
         int signal = cart_args_wait_signal ();
         fprintf (stderr, "cartd: signal %d, stopping\n", signal);

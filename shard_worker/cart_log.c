@@ -82,6 +82,9 @@ s_checksum (const uint8_t *from, size_t size)
 //  --------------------------------------------------------------------------
 //  The everysec thread
 
+//  s_sync_control serialises starting and stopping the thread (so that only
+//  one caller ever joins it); s_sync_lock guards the list it syncs.
+static pthread_mutex_t s_sync_control = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t s_sync_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t s_sync_wake = PTHREAD_COND_INITIALIZER;
 static cart_log_t *s_synced; //  logs under everysec
@@ -108,14 +111,8 @@ s_sync_loop (void *args)
 static void
 s_sync_add (cart_log_t *self)
 {
+    pthread_mutex_lock (&s_sync_control);
     pthread_mutex_lock (&s_sync_lock);
-    if (!s_synced && s_sync_running) {
-        //  The last thread is on its way out: wait for it first
-        pthread_mutex_unlock (&s_sync_lock);
-        pthread_join (s_sync_thread, NULL);
-        pthread_mutex_lock (&s_sync_lock);
-        s_sync_running = false;
-    }
     self->next_synced = s_synced;
     s_synced = self;
     if (!s_sync_running) {
@@ -124,11 +121,13 @@ s_sync_add (cart_log_t *self)
         s_sync_running = true;
     }
     pthread_mutex_unlock (&s_sync_lock);
+    pthread_mutex_unlock (&s_sync_control);
 }
 
 static void
 s_sync_remove (cart_log_t *self)
 {
+    pthread_mutex_lock (&s_sync_control);
     pthread_mutex_lock (&s_sync_lock);
     for (cart_log_t **at = &s_synced; *at; at = &(*at)->next_synced)
         if (*at == self) {
@@ -141,10 +140,9 @@ s_sync_remove (cart_log_t *self)
     pthread_mutex_unlock (&s_sync_lock);
     if (last) {
         pthread_join (s_sync_thread, NULL);
-        pthread_mutex_lock (&s_sync_lock);
         s_sync_running = false;
-        pthread_mutex_unlock (&s_sync_lock);
     }
+    pthread_mutex_unlock (&s_sync_control);
 }
 
 //  --------------------------------------------------------------------------

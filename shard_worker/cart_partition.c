@@ -20,25 +20,72 @@
     skips records by their length bytes and compares a 1-byte fingerprint
     of the id before any id bytes, so it reads ~1/256 of the ids it passes.
 
-    Load factor. The table doubles before it passes 3/4 full and halves
-    when under 1/8 full (never below TABLE_MIN slots), so it is 3/8 to 3/4
-    full once grown. At 3/4, linear probing averages ~2.5 probes for a hit
-    and ~8.5 for a miss (Knuth), with four slots per cache line: one or two
+    Load factor. The table doubles once it passes 3/4 full and halves when
+    under 1/8 full (never below TABLE_MIN slots), so it is 3/8 to 3/4 full
+    once grown. At 3/4, linear probing averages ~2.5 probes for a hit and
+    ~8.5 for a miss (Knuth), with four slots per cache line: one or two
     lines. Just after a doubling the table costs 16 / (3/8) = 43 bytes per
     cart, ~4 bytes per item of a ten-item cart; a lower bound would buy
     little speed for that memory, a higher one lengthens misses quickly.
 
-    Resize costs. Doubling allocates the new array and re-places every
-    slot: O(carts), amortised O(1) per new cart; carts themselves do not
-    move. It is one pause, though, during which the worker answers nothing:
-    ~0.2 us per cart as measured on our VM (160 ms when the 786,432nd cart
-    doubles the table to 32 MB). That is well inside the 2 s deadline; if
-    tail latency comes to matter, rehash incrementally (two tables, a few
-    slots moved per call). A cart grows by realloc to 9/8 of what it needs
-    (rounded to 16k+8 bytes, sizes that glibc's malloc fills exactly), so
-    a cart is copied O(1) times per byte added, and it shrinks when a
-    removal leaves it under half full. A cart block is at most ~205 KB
-    (1,000 items of 128-byte ids and 64-byte expiries).
+    Resizing: the invariant. A resize has an old table and a new one, and
+    while carts move between them (the seeking and moving phases below)
+    every cart is in exactly one of the two, each table on its own is a
+    valid linear-probing table (every cart sits at the end of an unbroken
+    run of full slots that begins at its home slot), the old table takes
+    no new carts, and old_carts counts the carts left in it. So a lookup
+    probes the old table and then the new, an insert goes to the new, and
+    a removal backward-shifts within the table that held the cart, which
+    keeps that table valid as it always has. Moving keeps the old table
+    valid without any shift because it walks it backwards from a slot
+    `start` that was empty when moving began, visiting start-1, start-2,
+    ... and round to start+1: `start` and every slot already visited are
+    empty and stay so (nothing is inserted there now, and a backward shift
+    only fills a slot that a cart has just left), so the slot under the
+    cursor is always the last of its run, no cart's probe path passes
+    through it, and taking its cart out strands none. Counts cover both
+    tables; a cart's block never moves in a resize, only its slot, so
+    views and stored items stay valid across steps.
+
+    Resizing: the steps. The next resize begins (s_plan) only when none is
+    in progress, and runs as bounded steps, one at the start of every
+    operation that passes its argument checks, more from an idle worker
+    through cart_partition_rehash_step. Clearing: a step zeroes the new
+    table up to the end of one 4 KiB page (a fresh table's first touch is
+    a page fault, ~10 us on our VM, so a step takes at most one); carts
+    still go to the old table. Seeking: the old table is closed to new
+    carts and a step looks for an empty slot to start from. Moving: a step
+    moves at most CART_REHASH_BUCKETS carts and visits at most ten times
+    as many old slots, and the phase ends as soon as old_carts is 0. The
+    new table then becomes the table; an old table of MAP_MIN bytes or
+    more was mapped from the system and later steps unmap it 256 KiB at a
+    time (on our VM munmap costs ~3 us a page below 33 pages, where Linux
+    flushes the TLB page by page, and ~0.3 us a page above), a smaller one
+    is freed at once. Neither table can fill, as every operation that adds
+    a cart takes a step first, and a moving step ends only at 16 carts
+    moved or 160 slots visited, so moving n slots takes at most carts/16 +
+    n/160 steps. A doubling that begins at 3/4 of n slots clears 32n bytes
+    in n/128 steps, so the old table takes at most n/128 more carts (3/4 +
+    1/128 full), then moves in at most 0.054n steps, leaving the new table
+    of 2n slots at most 41% full; a halving that begins under 1/8 of n
+    clears in n/512 steps and moves in at most 0.014n, leaving the new
+    table of n/2 slots at most 29% full. Giving back takes n/16384 steps
+    more before the next resize may begin. Asserts check it.
+    The cost of a resize is spread, not lowered: the same slots are placed
+    and the same pages are faulted and given back as in one pass, ~0.2 us
+    per cart, carts themselves do not move. Measured on our VM with
+    bench_rehash (each add at its fastest of 3 runs): in one pass the add
+    that doubled the table to 2M slots took 105 ms and the one to 8M slots
+    417 ms; now a step that moves carts takes 0.5 us at p50 and ~1 us at
+    p99, one that zeroes a page ~11 us (a page fault here), one that gives
+    back 256 KiB 20-45 us, though the first such step of a big old table
+    stalls in the hypervisor ~13 us per MB of it (5 ms for 64 MB).
+
+    Carts. A cart grows by realloc to 9/8 of what it needs (rounded to
+    16k+8 bytes, sizes that glibc's malloc fills exactly), so a cart is
+    copied O(1) times per byte added, and it shrinks when a removal leaves
+    it under half full. A cart block is at most ~205 KB (1,000 items of
+    128-byte ids and 64-byte expiries).
 
     Slot choice. customerIds come from users and SHA-1 is public, so with
     the key's low bits as the index someone could cheaply make ids that
@@ -68,7 +115,7 @@
 #define ITEM_MAX     (ITEM_HEADER + CART_ID_MAX + CART_EXPIRY_MAX)
 #define ITEM_SALE    0x01 //  flag: special sale
 
-#define TABLE_MIN 16         //  slots; a power of two
+#define TABLE_MIN 16          //  slots; a power of two
 #define MAP_MIN   (64 * 1024) //  bytes of a table from which it is mapped
 
 _Static_assert(CART_COUNT_MAX < (1UL << 24), "a count fits in 3 bytes");
@@ -368,13 +415,13 @@ s_table_new (cart_partition_t *self, size_t n_slots)
             abort ();
         table.slots = block;
         self->bytes += size;
-    }
-    else
+    } else
         table.slots = s_alloc (self, size);
     return table;
 }
 
-//  Frees the table at once (see s_retire for the bounded way).
+//  Frees the table at once (s_finish and s_step_release are the bounded
+//  way, for an old table).
 static void
 s_table_free (cart_partition_t *self, table_t *table)
 {
@@ -384,8 +431,7 @@ s_table_free (cart_partition_t *self, table_t *table)
     if (table->mapped) {
         munmap (table->slots, size);
         self->bytes -= size;
-    }
-    else
+    } else
         s_free (self, table->slots, size);
     *table = (table_t){0};
 }
@@ -488,8 +534,7 @@ s_finish (cart_partition_t *self)
         assert (!self->retired);
         self->retired = (uint8_t *)self->tab[0].slots;
         self->retired_len = s_table_size (&self->tab[0]);
-    }
-    else
+    } else
         s_table_free (self, &self->tab[0]);
     self->tab[0] = self->tab[1];
     self->tab[1] = (table_t){0};
@@ -533,8 +578,7 @@ s_step_move (cart_partition_t *self, size_t max_moves)
             self->start = self->seek;
             self->visited = 0;
             self->phase = PHASE_MOVING;
-        }
-        else
+        } else
             self->seek = (self->seek + 1) & old->mask;
     }
     while (self->phase == PHASE_MOVING && self->old_carts > 0 && moved < max_moves &&
@@ -594,7 +638,8 @@ static slot_t *
 s_insert (cart_partition_t *self, uint64_t key, cart_t *cart)
 {
     table_t *table = &self->tab[self->phase >= PHASE_SEEKING];
-    size_t in_table = self->n_carts - (self->phase >= PHASE_SEEKING ? self->old_carts : 0);
+    size_t in_table =
+        self->n_carts - (self->phase >= PHASE_SEEKING ? self->old_carts : 0);
     assert (in_table < table->mask); //  a table never fills: see the top
     slot_t *slot = s_place (self, table, key, cart);
     self->n_carts++;
@@ -846,7 +891,11 @@ bool
 cart_partition_rehash_step (cart_partition_t *self, size_t max_buckets)
 {
     assert (self);
-    return s_step (self, max_buckets ? max_buckets : 1);
+    if (max_buckets == 0)
+        max_buckets = 1;
+    if (max_buckets > SIZE_MAX / CART_REHASH_VISITS) //  so that visits do not wrap
+        max_buckets = SIZE_MAX / CART_REHASH_VISITS;
+    return s_step (self, max_buckets);
 }
 
 void
@@ -855,15 +904,14 @@ cart_partition_rehash_stats (cart_partition_t *self, cart_rehash_stats_t *stats)
     assert (self);
     assert (stats);
     bool moving = self->phase >= PHASE_SEEKING;
-    *stats = (cart_rehash_stats_t){
-        .resizing = self->phase != PHASE_IDLE || self->retired,
-        .slots = self->tab[moving].mask + 1,
-        .old_slots = moving ? self->tab[0].mask + 1 : 0,
-        .old_carts = moving ? self->old_carts : 0,
-        .resizes = self->resizes,
-        .steps = self->steps,
-        .step_moved = self->step_moved,
-        .step_visited = self->step_visited,
-        .step_cleared = self->step_cleared,
-        .step_released = self->step_released};
+    *stats = (cart_rehash_stats_t){.resizing = self->phase != PHASE_IDLE || self->retired,
+                                   .slots = self->tab[moving].mask + 1,
+                                   .old_slots = moving ? self->tab[0].mask + 1 : 0,
+                                   .old_carts = moving ? self->old_carts : 0,
+                                   .resizes = self->resizes,
+                                   .steps = self->steps,
+                                   .step_moved = self->step_moved,
+                                   .step_visited = self->step_visited,
+                                   .step_cleared = self->step_cleared,
+                                   .step_released = self->step_released};
 }

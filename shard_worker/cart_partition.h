@@ -122,12 +122,12 @@ bool cart_partition_rehash_step (cart_partition_t *self, size_t max_buckets);
 //  The state of the table and what the latest step did, for stats and
 //  tests.
 typedef struct {
-    bool resizing;     //  a resize is in progress, or an old table is still being given back
-    size_t slots;      //  slots of the table that takes new carts (the new one, once moving)
-    size_t old_slots;  //  slots of the table being emptied into it; 0 when none
-    size_t old_carts;  //  carts still in the table being emptied
-    size_t resizes;    //  resizes completed since the partition was created
-    size_t steps;      //  steps taken since then (operations' and rehash_step's)
+    bool resizing; //  a resize is in progress, or an old table is still being given back
+    size_t slots;  //  slots of the table that takes new carts (the new one, once moving)
+    size_t old_slots; //  slots of the table being emptied into it; 0 when none
+    size_t old_carts; //  carts still in the table being emptied
+    size_t resizes;   //  resizes completed since the partition was created
+    size_t steps;     //  steps taken since then (operations' and rehash_step's)
     //  The latest step (a rejected operation takes none):
     size_t step_moved;    //  carts moved from the old table
     size_t step_visited;  //  slots of the old table visited

@@ -748,7 +748,7 @@ test_stalled_in_the_same_millisecond (void **state)
 
 #define UNREAD_REQUESTS 300
 #define BIG_REPLY       (256 * 1024)
-#define UNREAD_MAX      (16 << 20) //  the broker's CLIENT_UNREAD_MAX
+#define UNREAD_MAX      CART_BROKER_UNREAD_MAX
 
 static void
 test_client_that_never_reads (void **state)

@@ -449,7 +449,7 @@ test_paused_worker_not_reinstated (void **state)
 }
 
 //  A worker replaced while it paused must not come back even when its
-//  replacement is gone: its carts are stale. It is refused and exits.
+//  replacements are gone: its carts are stale. It is refused and exits.
 static void
 test_paused_worker_stays_out (void **state)
 {
@@ -463,9 +463,13 @@ test_paused_worker_stays_out (void **state)
         status = s_call_deadline (CART_OP_GET, id, NULL, 0, NULL, 100);
     while (status != CART_UNAVAILABLE && zclock_mono () < until);
     assert_int_equal (status, CART_UNAVAILABLE);
-    s_start_worker (2);
-    assert_int_equal (s_wait_serving (id, 30000), CART_OK);
-    test_kill (&s_workers[2], SIGKILL); //  the replacement dies
+    //  Two replacements in turn, each dying: the broker must remember every
+    //  worker a shard has left behind, not only the last
+    for (int replacement = 0; replacement < 2; replacement++) {
+        s_start_worker (2);
+        assert_int_equal (s_wait_serving (id, 30000), CART_OK);
+        test_kill (&s_workers[2], SIGKILL);
+    }
     kill (paused, SIGCONT);
     assert_int_equal (test_wait_exit (&paused, 30000), 1);
     s_start_worker (2); //  a fresh process is welcome

@@ -271,8 +271,8 @@ static int
 s_start_cartd (void **state)
 {
     char line[512];
-    s_server = test_spawn (line, sizeof (line), "cartd", "--listen", "0", "--bus", "none",
-                           "--shards", "4", NULL);
+    s_server = test_spawn (line, sizeof (line), "cartd", "--in-memory", "--listen", "0",
+                           "--bus", "none", "--shards", "4", NULL);
     assert_int_equal (sscanf (line, "cartd: http://127.0.0.1:%d/", &s_port), 1);
     s_curl = curl_easy_init ();
     return 0;

@@ -2,16 +2,22 @@
     operation and status, argument checks that change nothing, insertion
     order, the limits at and one past them, customers whose keys collide,
     strings that alias the partition, a seeded random run against a naive
-    model over 200,000 customers, and the memory that each stored item
-    costs (printed, not judged).
+    model over 200,000 customers, incremental resizing (the step call's
+    contract, every step within its bound through fifteen doublings with
+    the longest add printed, operations on carts in both tables while they
+    move, the model through waves of doublings and halvings with idle
+    steps between, destruction mid-resize), and the memory that each
+    stored item costs (printed, not judged).
 */
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cart_partition.h"
@@ -804,10 +810,16 @@ typedef struct {
     char name[32]; //  the current customer's id
 } model_t;
 
+//  Customers below m_cluster (0 unless a test sets it) all share one key,
+//  a probe run as long as they are many.
+static uint32_t m_cluster;
+
 //  Every fifth customer shares its key with the one before.
 static uint64_t
 m_key (uint32_t customer)
 {
+    if (customer < m_cluster)
+        return 0x5EED5EED5EEDULL;
     uint64_t seed = customer - (customer % 5 == 4);
     return s_next (&seed);
 }
@@ -1004,6 +1016,427 @@ test_random_model (void **state)
 }
 
 //  --------------------------------------------------------------------------
+//  Incremental resizing
+
+static cart_rehash_stats_t
+s_stats (cart_partition_t *p)
+{
+    cart_rehash_stats_t stats;
+    cart_partition_rehash_stats (p, &stats);
+    return stats;
+}
+
+//  What the latest step did is within its contract for max_buckets, and
+//  it did one kind of work at most.
+static void
+s_assert_step (const cart_rehash_stats_t *stats, size_t max_buckets)
+{
+    assert_true (stats->step_moved <= max_buckets);
+    assert_true (stats->step_moved <= stats->step_visited);
+    assert_true (stats->step_visited <= CART_REHASH_VISITS * max_buckets);
+    assert_true (stats->step_cleared <= CART_REHASH_CLEAR_MAX);
+    assert_true (stats->step_released <= CART_REHASH_RELEASE_MAX);
+    int kinds = (stats->step_visited > 0) + (stats->step_cleared > 0) +
+                (stats->step_released > 0);
+    assert_true (kinds <= 1);
+    assert_true (stats->old_carts <= stats->old_slots);
+    if (!stats->resizing)
+        assert_int_equal (stats->old_slots, 0);
+}
+
+static void
+s_assert_op_step (cart_partition_t *p)
+{
+    cart_rehash_stats_t stats = s_stats (p);
+    s_assert_step (&stats, CART_REHASH_BUCKETS);
+}
+
+//  Takes idle steps until none is left, and then no resize is due: the
+//  table is at most 3/4 full, and at least 1/8 unless at its first size.
+//  Returns how many steps it took.
+static size_t
+s_drain (cart_partition_t *p, size_t max_buckets)
+{
+    size_t steps = 0;
+    while (cart_partition_rehash_step (p, max_buckets)) {
+        cart_rehash_stats_t stats = s_stats (p);
+        s_assert_step (&stats, max_buckets ? max_buckets : 1);
+        assert_true (stats.resizing);
+        assert_true (++steps < 100000000);
+    }
+    cart_rehash_stats_t stats = s_stats (p);
+    assert_false (stats.resizing);
+    size_t carts = cart_partition_carts (p);
+    assert_true (carts * 4 <= stats.slots * 3);
+    assert_true (stats.slots == 16 || carts * 8 >= stats.slots);
+    return steps;
+}
+
+static double
+s_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static uint64_t
+s_plain_key (uint32_t c)
+{
+    uint64_t seed = c + 1000000007ULL;
+    return s_next (&seed);
+}
+
+//  Adds customer c's cart with one item, its price c.
+static void
+s_add_plain (cart_partition_t *p, uint32_t c)
+{
+    char name[32];
+    snprintf (name, sizeof (name), "plain-%u", c);
+    assert_int_equal (
+        s_add (p, s_plain_key (c), name, s_item ("X", 1, c, false, NULL), NULL),
+        CART_CREATED);
+}
+
+static void
+s_assert_plain (cart_partition_t *p, uint32_t c, bool live)
+{
+    char name[32], expected[48];
+    snprintf (name, sizeof (name), "plain-%u", c);
+    snprintf (expected, sizeof (expected), "X*1@%u{};", c);
+    s_assert_dump (p, s_plain_key (c), name, live ? expected : "-");
+}
+
+//  The step call's contract: each step within its budget (0 counting as
+//  1), true exactly while work remains, and a resize that idle steps
+//  alone carry to its end, over as many steps as its carts need.
+static void
+test_rehash_step_api (void **state)
+{
+    (void)state;
+    cart_partition_t *p = cart_partition_new ();
+    assert_false (cart_partition_rehash_step (p, 16)); //  nothing to do
+    cart_rehash_stats_t stats = s_stats (p);
+    assert_false (stats.resizing);
+    assert_int_equal (stats.slots, 16);
+    assert_int_equal (stats.step_moved + stats.step_visited + stats.step_cleared, 0);
+
+    //  Fill to the brink of the doubling from 8,192 slots (6,144 carts),
+    //  then let the doubling begin.
+    uint32_t c = 0;
+    while (s_stats (p).slots < 8192 || s_stats (p).resizing)
+        s_add_plain (p, c++), s_drain (p, 64);
+    while (c < 6145)
+        s_add_plain (p, c++);
+    stats = s_stats (p);
+    assert_true (stats.resizing);
+    //  Clearing: 128 KiB of new table, at most one page per step.
+    size_t clearing = 0;
+    while (s_stats (p).old_slots == 0) {
+        assert_true (cart_partition_rehash_step (p, 1000));
+        stats = s_stats (p);
+        assert_true (stats.step_cleared > 0 && stats.step_cleared <= 4096);
+        clearing++;
+    }
+    assert_true (clearing >= 16384 * 16 / 4096);
+    assert_int_equal (stats.old_slots, 8192);
+    assert_int_equal (stats.slots, 16384);
+    assert_int_equal (stats.old_carts, 6145);
+    //  Moving with budgets 0, 1, 2, 3: never more than that.
+    size_t budget = 0, moved = 0, steps = 0;
+    while (s_stats (p).old_carts > 0) {
+        bool more = cart_partition_rehash_step (p, budget);
+        stats = s_stats (p);
+        s_assert_step (&stats, budget ? budget : 1);
+        assert_true (more == stats.resizing);
+        moved += stats.step_moved;
+        steps++;
+        budget = (budget + 1) % 4;
+    }
+    assert_int_equal (moved, 6145); //  every cart moved once, no more
+    assert_true (steps >= 6145 / 3);
+    //  Giving back the old 128 KiB, 256 KiB a step at most: one step.
+    assert_true (s_stats (p).resizing);
+    assert_false (cart_partition_rehash_step (p, 1));
+    stats = s_stats (p);
+    assert_int_equal (stats.step_released, 8192 * 16);
+    assert_false (stats.resizing);
+    assert_int_equal (stats.slots, 16384);
+    assert_int_equal (cart_partition_carts (p), 6145);
+    for (uint32_t i = 0; i < c; i++)
+        s_assert_plain (p, i, true);
+    assert_false (cart_partition_rehash_step (p, 1));
+    cart_partition_destroy (&p);
+
+    //  Emptied while it doubles: idle steps alone take it back down to 16
+    //  slots, one halving after another, and give all the memory back.
+    p = cart_partition_new ();
+    size_t empty_bytes = cart_partition_bytes (p);
+    for (c = 0; c < 6144; c++)
+        s_add_plain (p, c), s_drain (p, 64);
+    s_add_plain (p, c++);
+    assert_true (s_stats (p).resizing);
+    char name[32];
+    for (uint32_t i = 0; i < c; i++) {
+        snprintf (name, sizeof (name), "plain-%u", i);
+        assert_int_equal (s_drop (p, s_plain_key (i), name), CART_DELETED);
+    }
+    s_drain (p, 3);
+    stats = s_stats (p);
+    assert_int_equal (stats.slots, 16);
+    assert_int_equal (cart_partition_bytes (p), empty_bytes);
+    cart_partition_destroy (&p);
+
+    //  An idle worker may ask for as much as it likes in one step.
+    p = cart_partition_new ();
+    for (c = 0; c < 6144; c++)
+        s_add_plain (p, c), s_drain (p, 64);
+    s_add_plain (p, c++);
+    while (s_stats (p).old_slots == 0)
+        cart_partition_rehash_step (p, SIZE_MAX);
+    assert_true (cart_partition_rehash_step (p, SIZE_MAX));
+    stats = s_stats (p);
+    assert_int_equal (stats.step_moved, 6145);
+    assert_int_equal (stats.old_slots, 0);
+    assert_true (stats.resizing); //  the old table is still to give back
+    cart_partition_destroy (&p);
+}
+
+//  Grows from 16 to 524,288 slots (nine tables mapped and given back),
+//  checking every add's step against the bound, and that each resize's
+//  carts all moved, in steps. Prints the longest add; asserts no time.
+static void
+test_resize_bounded_steps (void **state)
+{
+    (void)state;
+    const uint32_t carts = 393216; //  3/4 of 524,288: one more would double it
+    cart_partition_t *p = cart_partition_new ();
+    size_t resizing_steps = 0, moved = 0, to_move = 0, longest_resize = 0, run = 0;
+    size_t old_slots = 0;
+    double longest = 0, longest_moving = 0;
+    uint32_t longest_at = 0;
+    for (uint32_t c = 0; c < carts; c++) {
+        double t0 = s_now_us ();
+        s_add_plain (p, c);
+        double took = s_now_us () - t0;
+        cart_rehash_stats_t stats = s_stats (p);
+        s_assert_step (&stats, CART_REHASH_BUCKETS);
+        if (took > longest)
+            longest = took, longest_at = c + 1;
+        if (stats.step_moved && took > longest_moving)
+            longest_moving = took;
+        moved += stats.step_moved;
+        resizing_steps += stats.resizing;
+        if (stats.old_slots != old_slots) { //  moving began or ended
+            if (stats.old_slots)
+                to_move += stats.old_carts + stats.step_moved, run = 0;
+            old_slots = stats.old_slots;
+        }
+        if (stats.old_slots && ++run > longest_resize)
+            longest_resize = run;
+    }
+    s_drain (p, CART_REHASH_BUCKETS);
+    cart_rehash_stats_t stats = s_stats (p);
+    print_message ("%u adds: longest %.1f us (add %u), longest that moved carts %.1f us; "
+                   "%zu resizes over %zu of the steps, the longest moving over %zu\n",
+                   carts, longest, longest_at, longest_moving, stats.resizes,
+                   resizing_steps, longest_resize);
+    assert_int_equal (stats.resizes, 15); //  16 -> 524,288 slots
+    assert_int_equal (stats.slots, 524288);
+    assert_int_equal (moved, to_move); //  each resize moved all its old carts
+    //  The last doubling moved 196,608+ carts, 16 at most per add.
+    assert_true (longest_resize >= 196608 / CART_REHASH_BUCKETS);
+    for (uint32_t c = 0; c < carts; c += 97)
+        s_assert_plain (p, c, true);
+    cart_partition_destroy (&p);
+}
+
+//  Gets, adds, set counts, removals and drops while carts are moving,
+//  each checked against the model, on carts in both tables: a dropped
+//  cart is known to have been in the old table when old_carts falls by
+//  one more than the step moved. Half of them go to 100 customers on one
+//  key, whose run is longer than a step moves: a move that stranded the
+//  rest of a run would show there.
+static void
+test_ops_during_resize (void **state)
+{
+    (void)state;
+    const uint32_t customers = 60000;
+    m_cluster = 100;
+    model_t m = {.p = cart_partition_new (), .rng = 4242};
+    m.carts = calloc (customers, sizeof (m_cart_t));
+    assert_non_null (m.carts);
+    size_t ops_moving = 0, drops_old = 0, drops_new = 0;
+    uint32_t joined = 0;
+    while (joined < customers) {
+        m_add (&m, joined++);
+        s_assert_op_step (m.p);
+        cart_rehash_stats_t before = s_stats (m.p);
+        if (before.old_carts == 0)
+            continue; //  carts not moving
+        for (int k = 0; k < 3; k++) {
+            uint32_t c = (uint32_t)(s_next (&m.rng) % joined);
+            if (k % 2 == 0)
+                c %= m_cluster;
+            before = s_stats (m.p);
+            switch (s_next (&m.rng) % 5) {
+                case 0:
+                    m_check_cart (&m, c);
+                    break;
+                case 1:
+                    m_add (&m, c);
+                    break;
+                case 2:
+                    m_set (&m, c);
+                    break;
+                case 3:
+                    m_remove (&m, c);
+                    break;
+                default: {
+                    bool had = m.carts[c].n > 0;
+                    m_drop (&m, c);
+                    cart_rehash_stats_t after = s_stats (m.p);
+                    if (had && before.old_carts > 0 && after.old_slots) {
+                        size_t fell =
+                            before.old_carts - after.old_carts - after.step_moved;
+                        assert_true (fell <= 1);
+                        drops_old += fell, drops_new += 1 - fell;
+                    }
+                }
+            }
+            s_assert_op_step (m.p);
+            ops_moving += before.old_carts > 0;
+            assert_int_equal (cart_partition_carts (m.p), m.n_carts);
+            assert_int_equal (cart_partition_items (m.p), m.n_items);
+        }
+    }
+    print_message ("%zu operations while carts moved; drops from the old table %zu, "
+                   "from the new %zu\n",
+                   ops_moving, drops_old, drops_new);
+    assert_true (ops_moving > 3000);
+    assert_true (drops_old > 100 && drops_new > 100);
+    for (uint32_t c = 0; c < customers; c++)
+        m_check_cart (&m, c);
+    m_cluster = 0;
+    free (m.carts);
+    cart_partition_destroy (&m.p);
+}
+
+//  The model through many doublings and halvings: waves of joins, then of
+//  drops, over 50,000 customers, with idle steps of random budgets taken
+//  between operations and the whole partition compared with the model
+//  while carts are moving. Ends empty, back at its first size.
+static void
+test_random_model_resizing (void **state)
+{
+    (void)state;
+    const uint32_t customers = 50000, wave = 100000, waves = 10;
+    model_t m = {.p = cart_partition_new (), .rng = 31337};
+    m.carts = calloc (customers, sizeof (m_cart_t));
+    assert_non_null (m.carts);
+    size_t empty_bytes = cart_partition_bytes (m.p);
+    size_t idle_steps = 0, halvings_seen = 0, checks_moving = 0, checks_halving = 0;
+    bool check_due = false, halving_check_due = false;
+    for (uint32_t step = 0; step < wave * waves; step++) {
+        bool growing = step / wave % 2 == 0;
+        uint32_t c = (uint32_t)(s_next (&m.rng) % customers);
+        uint64_t r = s_next (&m.rng) % 100;
+        if (growing ? r < 60 : r < 2)
+            m_add (&m, c);
+        else if (!growing && r < 80) { //  a customer with a cart, mostly
+            for (int tries = 0; tries < 16 && m.carts[c].n == 0; tries++)
+                c = (uint32_t)(s_next (&m.rng) % customers);
+            m_drop (&m, c);
+        } else
+            m_random_op (&m, c);
+        s_assert_op_step (m.p);
+        if (s_next (&m.rng) % 3 == 0) {
+            size_t budget = s_next (&m.rng) % 40;
+            bool more = cart_partition_rehash_step (m.p, budget);
+            cart_rehash_stats_t stats = s_stats (m.p);
+            s_assert_step (&stats, budget ? budget : 1);
+            assert_true (more == stats.resizing);
+            idle_steps++;
+        }
+        cart_rehash_stats_t stats = s_stats (m.p);
+        halvings_seen += stats.old_slots > stats.slots;
+        if ((step + 1) % 25000 == 0)
+            check_due = true;
+        if (check_due && stats.old_carts > stats.old_slots / 16) {
+            for (uint32_t i = 0; i < customers; i++)
+                m_check_cart (&m, i);
+            checks_moving++;
+            check_due = false;
+        }
+        if (halving_check_due && stats.old_slots > stats.slots &&
+            stats.old_carts > stats.old_slots / 32) {
+            for (uint32_t i = 0; i < customers; i++)
+                m_check_cart (&m, i);
+            checks_halving++;
+            halving_check_due = false;
+        }
+        if ((step + 1) % wave == 0)
+            halving_check_due = true;
+        if ((step + 1) % 100000 == 0) //  now and then, idle steps to the end
+            s_drain (m.p, 1 + step % 100);
+    }
+    cart_rehash_stats_t stats = s_stats (m.p);
+    print_message ("%zu resizes, %zu idle steps, %zu steps into halvings, "
+                   "%zu whole checks while moving, %zu of them halving\n",
+                   stats.resizes, idle_steps, halvings_seen,
+                   checks_moving + checks_halving, checks_halving);
+    assert_true (stats.resizes >= 40);
+    assert_true (halvings_seen > 500);
+    assert_true (checks_moving >= 10 && checks_halving >= 3);
+    for (uint32_t c = 0; c < customers; c++)
+        m_check_cart (&m, c);
+    for (uint32_t c = 0; c < customers; c++)
+        m_drop (&m, c);
+    s_drain (m.p, 7);
+    assert_int_equal (cart_partition_carts (m.p), 0);
+    assert_int_equal (cart_partition_items (m.p), 0);
+    assert_int_equal (s_stats (m.p).slots, 16);
+    assert_int_equal (cart_partition_bytes (m.p), empty_bytes);
+    free (m.carts);
+    cart_partition_destroy (&m.p);
+}
+
+//  Destroyed in each phase of a resize: nothing leaks (the sanitizer
+//  build checks) and the new table is not read before it is zeroed.
+static void
+test_destroy_mid_resize (void **state)
+{
+    (void)state;
+    for (int phase = 0; phase < 4; phase++) {
+        cart_partition_t *p = cart_partition_new ();
+        uint32_t c = 0;
+        while (c < 6144)
+            s_add_plain (p, c++), s_drain (p, 64);
+        s_add_plain (p, c++); //  the doubling from 8,192 slots begins
+        cart_rehash_stats_t stats = s_stats (p);
+        assert_true (stats.resizing && stats.old_slots == 0 && stats.slots == 8192);
+        if (phase >= 1) { //  carts in both tables
+            while (s_stats (p).old_slots == 0)
+                cart_partition_rehash_step (p, 4);
+            for (int i = 0; i < 100; i++)
+                cart_partition_rehash_step (p, 4);
+            stats = s_stats (p);
+            assert_true (stats.old_carts > 0 && stats.old_carts < 6145);
+        }
+        if (phase >= 2) { //  the old table still to give back
+            while (s_stats (p).old_slots)
+                cart_partition_rehash_step (p, 4);
+            assert_true (s_stats (p).resizing);
+        }
+        if (phase >= 3)
+            s_drain (p, 4);
+        assert_int_equal (cart_partition_carts (p), 6145);
+        cart_partition_destroy (&p);
+        assert_null (p);
+    }
+}
+
+//  --------------------------------------------------------------------------
 //  Memory per stored item
 
 static size_t
@@ -1076,6 +1509,11 @@ main (void)
         cmocka_unit_test (test_same_key_cluster),
         cmocka_unit_test (test_aliasing),
         cmocka_unit_test (test_random_model),
+        cmocka_unit_test (test_rehash_step_api),
+        cmocka_unit_test (test_resize_bounded_steps),
+        cmocka_unit_test (test_ops_during_resize),
+        cmocka_unit_test (test_random_model_resizing),
+        cmocka_unit_test (test_destroy_mid_resize),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
