@@ -41,15 +41,15 @@ _Static_assert(CART_SHARDS_MAX <= UINT16_MAX + 1, "a shard number fits its 16 bi
 //  --------------------------------------------------------------------------
 //  Fixed-width fields
 
-static void
-s_put (uint8_t *p, uint64_t value, size_t width)
+void
+cart_put_be (uint8_t *p, uint64_t value, size_t width)
 {
     for (size_t i = width; i-- > 0; value >>= 8)
         p[i] = (uint8_t)value;
 }
 
-static uint64_t
-s_get (const uint8_t *p, size_t width)
+uint64_t
+cart_get_be (const uint8_t *p, size_t width)
 {
     uint64_t value = 0;
     for (size_t i = 0; i < width; i++)
@@ -60,13 +60,13 @@ s_get (const uint8_t *p, size_t width)
 void
 cart_put_u32 (uint8_t *p, uint32_t value)
 {
-    s_put (p, value, 4);
+    cart_put_be (p, value, 4);
 }
 
 uint32_t
 cart_get_u32 (const uint8_t *p)
 {
-    return (uint32_t)s_get (p, 4);
+    return (uint32_t)cart_get_be (p, 4);
 }
 
 //  --------------------------------------------------------------------------
@@ -116,12 +116,12 @@ cart_header_encode (const cart_header_t *header, uint8_t *wire)
     wire[AT_VERSION] = CART_VERSION;
     wire[AT_COMMAND] = header->command;
     wire[AT_FLAGS] = header->flags;
-    s_put (wire + AT_STATUS, header->status, 2);
-    s_put (wire + AT_SHARD, header->shard, 2);
-    s_put (wire + AT_TIMEOUT, header->timeout_ms, 4);
-    s_put (wire + AT_ACKED, header->acked, 4);
-    s_put (wire + AT_CORR, header->corr, 8);
-    s_put (wire + AT_KEY, header->key, 8);
+    cart_put_be (wire + AT_STATUS, header->status, 2);
+    cart_put_be (wire + AT_SHARD, header->shard, 2);
+    cart_put_be (wire + AT_TIMEOUT, header->timeout_ms, 4);
+    cart_put_be (wire + AT_ACKED, header->acked, 4);
+    cart_put_be (wire + AT_CORR, header->corr, 8);
+    cart_put_be (wire + AT_KEY, header->key, 8);
 }
 
 #define FAIL(text) CART_FAIL (error, text)
@@ -148,12 +148,12 @@ cart_header_decode (const void *data, size_t size, int at, cart_header_t *header
         return s_not_a_header (p, size, error);
     header->command = p[AT_COMMAND];
     header->flags = p[AT_FLAGS];
-    header->status = (uint16_t)s_get (p + AT_STATUS, 2);
-    header->shard = (uint16_t)s_get (p + AT_SHARD, 2);
-    header->timeout_ms = (uint32_t)s_get (p + AT_TIMEOUT, 4);
-    header->acked = (uint32_t)s_get (p + AT_ACKED, 4);
-    header->corr = s_get (p + AT_CORR, 8);
-    header->key = s_get (p + AT_KEY, 8);
+    header->status = (uint16_t)cart_get_be (p + AT_STATUS, 2);
+    header->shard = (uint16_t)cart_get_be (p + AT_SHARD, 2);
+    header->timeout_ms = (uint32_t)cart_get_be (p + AT_TIMEOUT, 4);
+    header->acked = (uint32_t)cart_get_be (p + AT_ACKED, 4);
+    header->corr = cart_get_be (p + AT_CORR, 8);
+    header->key = cart_get_be (p + AT_KEY, 8);
     const command_info_t *info = s_command (header->command);
     if (!info)
         FAIL ("the header's command is not one of CART/2's");

@@ -91,7 +91,10 @@ cart_body_rule_t cart_command_body (int command);
 //  The command's name ("REQUEST", ...), or "UNKNOWN".
 const char *cart_command_name (int command);
 
-//  Big-endian fixed-width fields, for the bodies that have them.
+//  Big-endian fixed-width fields of 1 to 8 bytes, for whatever else has
+//  them (the shard log's records).
+void cart_put_be (uint8_t *p, uint64_t value, size_t width);
+uint64_t cart_get_be (const uint8_t *p, size_t width);
 void cart_put_u32 (uint8_t *p, uint32_t value);
 uint32_t cart_get_u32 (const uint8_t *p);
 

@@ -37,6 +37,7 @@
 #include <zlib.h>
 
 #include "cart_types.h"
+#include "cart_wire.h"
 
 struct _cart_log_t {
     char path[512];
@@ -56,22 +57,6 @@ struct _cart_log_t {
 
 //  --------------------------------------------------------------------------
 //  Fixed-width fields
-
-static void
-s_put (uint8_t *p, uint64_t value, size_t width)
-{
-    for (size_t i = width; i-- > 0; value >>= 8)
-        p[i] = (uint8_t)value;
-}
-
-static uint64_t
-s_get (const uint8_t *p, size_t width)
-{
-    uint64_t value = 0;
-    for (size_t i = 0; i < width; i++)
-        value = (value << 8) | p[i];
-    return value;
-}
 
 static uint32_t
 s_checksum (const uint8_t *from, size_t size)
@@ -233,14 +218,14 @@ s_record_fault (const uint8_t *data, size_t size, uint64_t offset, uint64_t sequ
     if (size - offset < CART_LOG_HEAD)
         return "a record's head is cut short";
     const uint8_t *p = data + offset;
-    *length = (size_t)s_get (p, 4);
+    *length = (size_t)cart_get_be (p, 4);
     if (*length == 0 || *length > CART_LOG_RECORD_MAX)
         return "a record's length is out of range";
     if (*length > size - offset - CART_LOG_HEAD)
         return "a record is cut short";
-    if (s_checksum (p + 8, 8 + *length) != (uint32_t)s_get (p + 4, 4))
+    if (s_checksum (p + 8, 8 + *length) != (uint32_t)cart_get_be (p + 4, 4))
         return "a record's checksum does not match";
-    if (s_get (p + 8, 8) != sequence + 1)
+    if (cart_get_be (p + 8, 8) != sequence + 1)
         return "a record's sequence number is out of order";
     return NULL;
 }
@@ -385,10 +370,10 @@ cart_log_append (cart_log_t *self, const void *payload, size_t size)
         assert (self->buffer);
     }
     uint8_t *p = self->buffer + self->used;
-    s_put (p, size, 4);
-    s_put (p + 8, ++self->sequence, 8);
+    cart_put_be (p, size, 4);
+    cart_put_be (p + 8, ++self->sequence, 8);
     memcpy (p + CART_LOG_HEAD, payload, size);
-    s_put (p + 4, s_checksum (p + 8, 8 + size), 4);
+    cart_put_be (p + 4, s_checksum (p + 8, 8 + size), 4);
     self->used = need;
     return 0;
 }

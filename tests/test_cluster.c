@@ -415,6 +415,22 @@ test_misconfigured_worker (void **state)
     assert_non_null (strstr (out, "250 ms"));
 }
 
+//  Stops shard's worker with SIGSTOP until the broker takes it for dead
+//  (the shard answers 503); returns its pid.
+static pid_t
+s_pause_worker (uint32_t shard, const char *customer)
+{
+    pid_t paused = s_workers[shard];
+    kill (paused, SIGSTOP);
+    int status;
+    int64_t until = zclock_mono () + 30000;
+    do
+        status = s_call_deadline (CART_OP_GET, customer, NULL, 0, NULL, 100);
+    while (status != CART_UNAVAILABLE && zclock_mono () < until);
+    assert_int_equal (status, CART_UNAVAILABLE);
+    return paused;
+}
+
 //  A worker paused past its liveness is replaced; when it resumes it does
 //  not take its shard back (which would hide what its replacement wrote):
 //  it is refused and exits, and the replacement's writes stay.
@@ -423,14 +439,7 @@ test_paused_worker_not_reinstated (void **state)
 {
     char id[32];
     s_customer_on (2, id, sizeof (id));
-    pid_t paused = s_workers[2];
-    kill (paused, SIGSTOP);
-    int status;
-    int64_t until = zclock_mono () + 30000;
-    do
-        status = s_call_deadline (CART_OP_GET, id, NULL, 0, NULL, 100);
-    while (status != CART_UNAVAILABLE && zclock_mono () < until);
-    assert_int_equal (status, CART_UNAVAILABLE);
+    pid_t paused = s_pause_worker (2, id);
     s_start_worker (2);
     assert_int_equal (s_wait_serving (id, 30000), CART_OK);
     assert_int_equal (s_call (CART_OP_ADD, id, "written-by-replacement", 1, NULL),
@@ -455,14 +464,7 @@ test_paused_worker_stays_out (void **state)
 {
     char id[32];
     s_customer_on (2, id, sizeof (id));
-    pid_t paused = s_workers[2];
-    kill (paused, SIGSTOP);
-    int status;
-    int64_t until = zclock_mono () + 30000;
-    do
-        status = s_call_deadline (CART_OP_GET, id, NULL, 0, NULL, 100);
-    while (status != CART_UNAVAILABLE && zclock_mono () < until);
-    assert_int_equal (status, CART_UNAVAILABLE);
+    pid_t paused = s_pause_worker (2, id);
     //  Two replacements in turn, each dying: the broker must remember every
     //  worker a shard has left behind, not only the last
     for (int replacement = 0; replacement < 2; replacement++) {

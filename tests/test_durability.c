@@ -139,7 +139,10 @@ s_check (cluster_t *self, int upto)
         assert_int_equal (
             cart_reply_decode (zchunk_data (body), zchunk_size (body), &reply, NULL), 0);
         while (cart_reply_next_item (&reply, &item, NULL) == 1) {
-            int n = atoi (item.id + 4);
+            char id[CART_ID_MAX + 1];
+            snprintf (id, sizeof (id), "%.*s", (int)item.id_len, item.id);
+            assert_memory_equal (id, "sku-", 4);
+            int n = atoi (id + 4);
             assert_true (n >= 0 && n < upto);
             assert_int_equal (item.count, 1); //  applied once, not twice
             present[n] = true;
