@@ -105,7 +105,9 @@ s_start (bench_cluster_t *self, const bench_cluster_config_t *config, const char
     cart_worker_config_t worker = {.broker = backend,
                                    .cluster_shards = config->shards,
                                    .shards = list,
-                                   .n_shards = config->shards};
+                                   .n_shards = config->shards,
+                                   .data_dir = config->data_dir,
+                                   .fsync = config->fsync};
     self->workers = cart_workers_new (&worker, config->workers, error);
     free (list);
     if (!self->workers)

@@ -35,16 +35,19 @@
 #include <stdint.h>
 
 #include "cart_client.h"
+#include "cart_log.h"
 
 #define BENCH_CLUSTER_START_MS 30000
 
 typedef enum { BENCH_PLACE_OS, BENCH_PLACE_ONE, BENCH_PLACE_SPLIT } bench_place_t;
 
 typedef struct {
-    uint32_t shards;     //  1..CART_SHARDS_MAX
-    size_t workers;      //  worker threads; the shards are dealt to them
-    bench_place_t place; //  where the threads run
-    int cpu;             //  the CPU of BENCH_PLACE_ONE, the client's of SPLIT
+    uint32_t shards;      //  1..CART_SHARDS_MAX
+    size_t workers;       //  worker threads; the shards are dealt to them
+    bench_place_t place;  //  where the threads run
+    int cpu;              //  the CPU of BENCH_PLACE_ONE, the client's of SPLIT
+    const char *data_dir; //  the workers' logs; NULL: in memory
+    cart_fsync_t fsync;
 } bench_cluster_config_t;
 
 typedef struct _bench_cluster_t bench_cluster_t;

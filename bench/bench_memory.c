@@ -57,6 +57,8 @@ typedef struct {
     long window;
     bench_place_t place;
     const char *emit;
+    const char *data_dir; //  keep the carts there, then time their recovery
+    cart_fsync_t fsync;
     //  Redis's figures, from run_memory.sh (-1: not given)
     double redis_used;
     double redis_rss;
@@ -292,25 +294,31 @@ s_report (const options_t *options, memory_t before, memory_t after, size_t part
 static void
 s_help (FILE *out)
 {
-    fprintf (out,
-             "usage: bench_memory [options]\n\n"
-             "Loads carts through the cart service's client (broker and workers in this\n"
-             "process, over inproc) and reports memory per item: allocator bytes in\n"
-             "use and RSS growth, and the partitions' own byte count.\n\n"
-             "  --carts N          carts (default 100000)\n"
-             "  --items N          items per cart, 1..%d (default 10)\n"
-             "  --shards S         shards (default 16)\n"
-             "  --workers N        worker threads (default 2)\n"
-             "  --window N         adds in flight (default 1000)\n"
-             "  --place P          os, one or split (bench_seed --help; default os)\n"
-             "  --emit-redis PATH  only write the same carts as Redis HSET commands\n"
-             "                     (RESP, for redis-cli --pipe) and exit\n"
-             "  --redis-used B     Redis's used_memory growth for the same carts, in\n"
-             "  --redis-rss B      bytes, and its VmRSS growth, to print\n"
-             "  --redis-keys N     beside ours (run_memory.sh passes them)\n"
-             "  --redis-version V\n"
-             "  --help             this text\n",
-             ITEMS_MAX);
+    fprintf (
+        out,
+        "usage: bench_memory [options]\n\n"
+        "Loads carts through the cart service's client (broker and workers in this\n"
+        "process, over inproc) and reports memory per item: allocator bytes in\n"
+        "use and RSS growth, and the partitions' own byte count.\n\n"
+        "  --carts N          carts (default 100000)\n"
+        "  --items N          items per cart, 1..%d (default 10)\n"
+        "  --shards S         shards (default 16)\n"
+        "  --workers N        worker threads (default 2)\n"
+        "  --window N         adds in flight (default 1000)\n"
+        "  --data-dir DIR     workers keep their logs in DIR (empty it first); after\n"
+        "                     the load, the cluster is started again on DIR and its\n"
+        "                     recovery is timed and checked\n"
+        "  --fsync POLICY     with --data-dir: always, everysec or no (default\n"
+        "                     everysec)\n"
+        "  --place P          os, one or split (bench_seed --help; default os)\n"
+        "  --emit-redis PATH  only write the same carts as Redis HSET commands\n"
+        "                     (RESP, for redis-cli --pipe) and exit\n"
+        "  --redis-used B     Redis's used_memory growth for the same carts, in\n"
+        "  --redis-rss B      bytes, and its VmRSS growth, to print\n"
+        "  --redis-keys N     beside ours (run_memory.sh passes them)\n"
+        "  --redis-version V\n"
+        "  --help             this text\n",
+        ITEMS_MAX);
 }
 
 static int
@@ -323,6 +331,8 @@ s_parse (int argc, char **argv, options_t *options)
                                           {"window", required_argument, NULL, 'n'},
                                           {"place", required_argument, NULL, 'p'},
                                           {"emit-redis", required_argument, NULL, 'e'},
+                                          {"data-dir", required_argument, NULL, 'D'},
+                                          {"fsync", required_argument, NULL, 'F'},
                                           {"redis-used", required_argument, NULL, 'u'},
                                           {"redis-rss", required_argument, NULL, 'r'},
                                           {"redis-keys", required_argument, NULL, 'k'},
@@ -346,6 +356,10 @@ s_parse (int argc, char **argv, options_t *options)
             continue;
         else if (opt == 'e')
             options->emit = optarg;
+        else if (opt == 'D')
+            options->data_dir = optarg;
+        else if (opt == 'F' && cart_fsync_parse (optarg, &options->fsync) == 0)
+            continue;
         else if (opt == 'u')
             options->redis_used = atof (optarg);
         else if (opt == 'r')
@@ -373,7 +387,8 @@ main (int argc, char **argv)
                          .place = BENCH_PLACE_OS,
                          .redis_used = -1,
                          .redis_rss = -1,
-                         .redis_version = "?"};
+                         .redis_version = "?",
+                         .fsync = CART_FSYNC_EVERYSEC};
     int rc = s_parse (argc, argv, &options);
     if (rc) {
         s_help (rc == 1 ? stdout : stderr);
@@ -384,8 +399,11 @@ main (int argc, char **argv)
     zsys_init ();
     zsys_set_logstream (stderr);
     bench_env_print (stdout, argc, argv);
-    bench_cluster_config_t config = {
-        .shards = options.shards, .workers = options.workers, .place = options.place};
+    bench_cluster_config_t config = {.shards = options.shards,
+                                     .workers = options.workers,
+                                     .place = options.place,
+                                     .data_dir = options.data_dir,
+                                     .fsync = options.fsync};
     const char *error = NULL;
     bench_cluster_t *cluster = bench_cluster_new (&config, &error);
     if (!cluster) {
@@ -409,6 +427,25 @@ main (int argc, char **argv)
     bench_cluster_destroy (&cluster);
     size_t partition = s_partition_bytes (&options);
     s_report (&options, before, after, partition, load_s);
+    if (options.data_dir) {
+        //  The same directory again: every shard replays its log before it
+        //  registers, so the time to all shards live is the recovery's
+        start = zclock_usecs ();
+        cluster = bench_cluster_new (&config, &error);
+        if (!cluster) {
+            fprintf (stderr, "bench_memory: recovery: %s\n", error);
+            return 1;
+        }
+        double recovery_s = (double)(zclock_usecs () - start) / 1e6;
+        s_check_sample (bench_cluster_client (cluster), &options);
+        bench_cluster_destroy (&cluster);
+        printf ("\n| recovery from %s (fsync %s) | items | seconds to all shards live | "
+                "items/s |\n| --- | ---: | ---: | ---: |\n| %u shards, %zu worker "
+                "thread(s) | %.0f | %.3f | %.0f |\n",
+                options.data_dir, cart_fsync_name (options.fsync), options.shards,
+                options.workers, (double)options.carts * (double)options.items,
+                recovery_s, (double)options.carts * (double)options.items / recovery_s);
+    }
     char load[64];
     bench_env_loadavg (load, sizeof (load));
     printf ("\n# load average at end: %s\n", load);

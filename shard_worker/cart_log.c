@@ -302,6 +302,47 @@ s_read_through (cart_log_t *self, const cart_log_options_t *options,
     return rc;
 }
 
+//  A data directory belongs to one cluster size: a shard's keys are those
+//  of its ring, so the same logs under another shard count would hide
+//  every cart in the wrong shard. DIR/cluster records the count.
+int
+cart_log_claim_dir (const char *dir, uint32_t shards, const char **error)
+{
+    if (s_make_dir (dir, error))
+        return -1;
+    char path[600], text[32] = "";
+    snprintf (path, sizeof (path), "%s/cluster", dir);
+    FILE *file = fopen (path, "r");
+    if (file) {
+        unsigned known = 0;
+        bool read =
+            fgets (text, sizeof (text), file) && sscanf (text, "shards %u", &known) == 1;
+        fclose (file);
+        if (!read) {
+            *error =
+                cart_errorf ("'%s' is not a cart data directory's cluster file", path);
+            return -1;
+        }
+        if (known != shards) {
+            *error = cart_errorf ("'%s' holds the data of a cluster of %u shards; this "
+                                  "worker was started for %u (--shards)",
+                                  dir, known, shards);
+            return -1;
+        }
+        return 0;
+    }
+    file = fopen (path, "w");
+    if (!file || fprintf (file, "shards %u\n", shards) < 0 || fflush (file) ||
+        fsync (fileno (file))) {
+        *error = cart_errorf ("cannot write '%s': %s", path, strerror (errno));
+        if (file)
+            fclose (file);
+        return -1;
+    }
+    fclose (file);
+    return 0;
+}
+
 //  --------------------------------------------------------------------------
 //  The log
 

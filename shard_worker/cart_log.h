@@ -78,6 +78,12 @@ typedef struct {
     uint64_t cut_bytes;
 } cart_log_stats_t;
 
+//  Makes dir if missing and checks that it holds the data of a cluster of
+//  `shards` shards (DIR/cluster), recording it when new: the same logs
+//  under another shard count would put every cart in the wrong shard.
+//  Returns 0, or -1 with *error set.
+int cart_log_claim_dir (const char *dir, uint32_t shards, const char **error);
+
 //  Opens (or creates) shard's log in options->dir, takes its lock and
 //  replays it through replay (arg). Returns the log, or NULL with *error
 //  set (cart_types.h): the directory cannot be made or written, another

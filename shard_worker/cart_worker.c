@@ -460,45 +460,6 @@ s_replay (void *arg, const void *payload, size_t size)
     return 0;
 }
 
-//  A data directory belongs to one cluster size: a shard's keys are those
-//  of its ring, so the same logs under another shard count would hide
-//  every cart in the wrong shard. DIR/cluster records the count.
-static int
-s_check_cluster (const char *dir, uint32_t shards, const char **error)
-{
-    char path[600], text[32] = "";
-    snprintf (path, sizeof (path), "%s/cluster", dir);
-    FILE *file = fopen (path, "r");
-    if (file) {
-        unsigned known = 0;
-        bool read =
-            fgets (text, sizeof (text), file) && sscanf (text, "shards %u", &known) == 1;
-        fclose (file);
-        if (!read) {
-            *error =
-                cart_errorf ("'%s' is not a cart data directory's cluster file", path);
-            return -1;
-        }
-        if (known != shards) {
-            *error = cart_errorf ("'%s' holds the data of a cluster of %u shards; this "
-                                  "worker was started for %u (--shards)",
-                                  dir, known, shards);
-            return -1;
-        }
-        return 0;
-    }
-    file = fopen (path, "w");
-    if (!file || fprintf (file, "shards %u\n", shards) < 0 || fflush (file) ||
-        fsync (fileno (file))) {
-        *error = cart_errorf ("cannot write '%s': %s", path, strerror (errno));
-        if (file)
-            fclose (file);
-        return -1;
-    }
-    fclose (file);
-    return 0;
-}
-
 static int
 s_recover (self_t *self, const cart_worker_config_t *config, const char **error)
 {
@@ -512,7 +473,7 @@ s_recover (self_t *self, const cart_worker_config_t *config, const char **error)
     int64_t start = zclock_usecs ();
     uint64_t records = 0;
     for (size_t i = 0; i < self->n_shards; i++) {
-        if (i == 0 && s_check_cluster (config->data_dir, self->cluster_shards, error))
+        if (i == 0 && cart_log_claim_dir (config->data_dir, self->cluster_shards, error))
             return -1;
         replay_t replay = {self, i};
         self->logs[i] =

@@ -214,12 +214,36 @@ test_kill9_fsync_everysec (void **state)
     s_run ("everysec");
 }
 
+//  cartd keeps its data by default: started on a directory that does not
+//  exist yet (nested), it makes it and serves; a second cartd on the same
+//  directory refuses to start (one writer per shard).
+static void
+test_cartd_makes_its_data_dir (void **state)
+{
+    char dir[64] = "/tmp/test_durability-XXXXXX", data[96], line[512], out[2048];
+    assert_non_null (mkdtemp (dir));
+    snprintf (data, sizeof (data), "%s/a/b", dir);
+    pid_t cartd = test_spawn (line, sizeof (line), "cartd", "--listen", "0", "--bus",
+                              "none", "--data-dir", data, NULL);
+    assert_non_null (strstr (line, "data in"));
+    int status = test_run (out, sizeof (out), 30000, "cartd", "--listen", "0", "--bus",
+                           "none", "--data-dir", data, NULL);
+    print_message ("%s", out);
+    assert_int_equal (status, 1);
+    assert_non_null (strstr (out, "in use by another worker"));
+    test_kill (&cartd, SIGTERM);
+    char command[128];
+    snprintf (command, sizeof (command), "rm -rf '%.64s'", dir);
+    assert_int_equal (system (command), 0);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_kill9_fsync_always),
         cmocka_unit_test (test_kill9_fsync_everysec),
+        cmocka_unit_test (test_cartd_makes_its_data_dir),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
