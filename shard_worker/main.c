@@ -42,6 +42,7 @@ int
 main (int argc, char **argv)
 {
     cart_args_block_signals ();
+    cart_args_raise_fd_limit (); //  with --data-dir, two descriptors a shard
     static const struct option options[] = {{"shard", required_argument, NULL, 's'},
                                             {"shards", required_argument, NULL, 'S'},
                                             {"broker", required_argument, NULL, 'b'},
