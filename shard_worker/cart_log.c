@@ -43,7 +43,6 @@ struct _cart_log_t {
     char path[512];
     char lock_path[520];
     int fd;
-    int lock_fd;
     cart_fsync_t fsync;
     uint64_t sequence; //  of the last record written or buffered
     uint8_t *buffer;   //  records appended, not yet written
@@ -153,19 +152,24 @@ s_make_dir (const char *dir, const char **error)
     return 0;
 }
 
-//  Takes shard's lock file, writing our pid in it; names the holder if
-//  another process has it.
+//  Opens shard's log and locks it (flock on the log itself, so that a shard
+//  costs one descriptor), then writes our pid beside it in shard-K.lock
+//  for whoever finds the log locked; names the holder if another process
+//  has it.
 static int
 s_lock (cart_log_t *self, uint32_t shard, const char *dir, const char **error)
 {
-    self->lock_fd = open (self->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->lock_fd == -1) {
-        *error = cart_errorf ("cannot open '%s': %s", self->lock_path, strerror (errno));
+    self->fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->fd == -1) {
+        *error = cart_errorf ("cannot open '%s': %s", self->path, strerror (errno));
         return -1;
     }
-    if (flock (self->lock_fd, LOCK_EX | LOCK_NB) == -1) {
+    if (flock (self->fd, LOCK_EX | LOCK_NB) == -1) {
         char holder[32] = "";
-        ssize_t got = pread (self->lock_fd, holder, sizeof (holder) - 1, 0);
+        int fd = open (self->lock_path, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd == -1 ? -1 : read (fd, holder, sizeof (holder) - 1);
+        if (fd != -1)
+            close (fd);
         holder[got > 0 ? got : 0] = 0;
         holder[strcspn (holder, "\n")] = 0;
         *error = cart_errorf ("shard %u's data in '%s' is in use by another worker "
@@ -175,8 +179,11 @@ s_lock (cart_log_t *self, uint32_t shard, const char *dir, const char **error)
     }
     char pid[32];
     int len = snprintf (pid, sizeof (pid), "%d\n", (int)getpid ());
-    if (ftruncate (self->lock_fd, 0) == -1 ||
-        pwrite (self->lock_fd, pid, (size_t)len, 0) != len) {
+    int fd = open (self->lock_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    bool written = fd != -1 && write (fd, pid, (size_t)len) == len;
+    if (fd != -1)
+        close (fd);
+    if (!written) {
         *error = cart_errorf ("cannot write '%s': %s", self->lock_path, strerror (errno));
         return -1;
     }
@@ -351,8 +358,6 @@ s_free (cart_log_t *self)
 {
     if (self->fd != -1)
         close (self->fd);
-    if (self->lock_fd != -1)
-        close (self->lock_fd); //  releases the flock
     free (self->buffer);
     free (self);
 }
@@ -369,16 +374,12 @@ cart_log_open (const cart_log_options_t *options, uint32_t shard,
     }
     cart_log_t *self = (cart_log_t *)calloc (1, sizeof (cart_log_t));
     assert (self);
-    self->fd = self->lock_fd = -1;
+    self->fd = -1;
     self->fsync = options->fsync;
     snprintf (self->path, sizeof (self->path), "%s/shard-%u.log", options->dir, shard);
     snprintf (self->lock_path, sizeof (self->lock_path), "%s/shard-%u.lock", options->dir,
               shard);
-    if (s_lock (self, shard, options->dir, &fault) == 0) {
-        self->fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (self->fd == -1)
-            fault = cart_errorf ("cannot open '%s': %s", self->path, strerror (errno));
-    }
+    s_lock (self, shard, options->dir, &fault);
     if (!fault && s_read_through (self, options, replay, arg, &fault) == 0 &&
         lseek (self->fd, (off_t)self->stats.bytes, SEEK_SET) == -1)
         fault = cart_errorf ("cannot seek in '%s': %s", self->path, strerror (errno));

@@ -4,9 +4,10 @@
     start (the way Redis's append-only file works).
 
     The log of shard K is DIR/shard-K.log; one directory may hold many
-    shards' logs. A worker holds DIR/shard-K.lock (flock) for as long as
-    the log is open, with its pid in it, so that a second worker pointed
-    at the same files refuses to start and names the holder.
+    shards' logs. A worker holds a lock (flock) on its log for as long as
+    it is open, with its pid written beside it in DIR/shard-K.lock, so that
+    a second worker pointed at the same files refuses to start and names
+    the holder. A shard costs one file descriptor.
 
     A record is a 16-byte head and a payload (the request body as applied):
 
