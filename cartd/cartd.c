@@ -3,8 +3,9 @@
     front in one process, talking over inproc. It is what the README's run
     command starts.
 
-    Start order: broker, workers, HTTP front; stop order is the reverse, on
-    SIGINT or SIGTERM, so that no component outlives what it talks to.
+    Start order: broker, HTTP front (it answers 503 until the workers
+    register), workers; stop order: HTTP front, workers, broker, on SIGINT
+    or SIGTERM, so that no component outlives what it talks to.
     The broker's frontend is also bound on tcp (--bus), so that cartctl,
     benchmarks and other clients can reach the same cluster.
     =========================================================================
@@ -137,7 +138,12 @@ main (int argc, char **argv)
     cart_broker_t *broker = cart_broker_new (&options.broker, &error);
     cart_workers_t *workers = NULL;
     cart_http_t *http = NULL;
-    if (broker) {
+    //  The HTTP front starts before the workers: its server waits in
+    //  select () on descriptors that must stay below FD_SETSIZE, and the
+    //  workers' logs take one descriptor a shard
+    if (broker)
+        http = cart_http_new (&options.http, &error);
+    if (http) {
         uint32_t *shards = (uint32_t *)malloc (options.broker.shards * sizeof (uint32_t));
         for (uint32_t i = 0; i < options.broker.shards; i++)
             shards[i] = i;
@@ -151,9 +157,7 @@ main (int argc, char **argv)
         workers = cart_workers_new (&worker, (size_t)options.workers, &error);
         free (shards);
     }
-    if (workers)
-        http = cart_http_new (&options.http, &error);
-    if (http) {
+    if (workers) {
         printf (
             "cartd: http://%s:%d/ with %u shards on %ld worker thread(s)%s%s; %s%s%s%s\n",
             options.http.host ? options.http.host : "127.0.0.1", cart_http_port (http),

@@ -9,8 +9,10 @@
     crash can only tear the last write, so damage at the very end of the
     file is a torn tail and is cut; damage followed by more data is not a
     crash's doing, and a person must decide (--repair). "The very end" is
-    the last CART_LOG_TAIL_MAX bytes, the most one commit writes: within an
-    unsynced write the disk may keep any pages, in any order.
+    the last CART_LOG_TAIL_MAX bytes, the most one commit writes, and only
+    when no valid record follows the damage: a record whole after it means
+    the damage is not a torn end, and a cut would drop what was
+    acknowledged.
 
     The everysec thread. fdatasync can take milliseconds to seconds; run in
     the worker's thread it would stall every shard the worker serves. One
@@ -237,6 +239,26 @@ s_record_fault (const uint8_t *data, size_t size, uint64_t offset, uint64_t sequ
     return NULL;
 }
 
+//  True when a whole, valid record of a later sequence number starts
+//  anywhere after `offset`: then the damage at offset is not the torn end
+//  of the log, and cutting there would lose acknowledged records.
+static bool
+s_valid_after (const uint8_t *data, size_t size, uint64_t offset, uint64_t sequence)
+{
+    uint64_t most = sequence + 1 + (size - offset) / (CART_LOG_HEAD + 1);
+    for (uint64_t at = offset + 1; at + CART_LOG_HEAD < size; at++) {
+        const uint8_t *p = data + at;
+        size_t length = (size_t)cart_get_be (p, 4);
+        uint64_t number = cart_get_be (p + 8, 8);
+        if (length == 0 || length > CART_LOG_RECORD_MAX ||
+            length > size - at - CART_LOG_HEAD || number <= sequence || number > most)
+            continue;
+        if (s_checksum (p + 8, 8 + length) == (uint32_t)cart_get_be (p + 4, 4))
+            return true;
+    }
+    return false;
+}
+
 //  Replays data[0..size); on damage, decides between a cut (a torn tail,
 //  or --repair) and a refusal. Returns 0 or -1.
 static int
@@ -251,7 +273,8 @@ s_replay (cart_log_t *self, const cart_log_options_t *options, const uint8_t *da
             //  A crash tears only what was written since the last sync,
             //  which is at most one batch: damage that close to the end is
             //  a torn tail
-            bool tail = size - offset <= CART_LOG_TAIL_MAX;
+            bool tail = size - offset <= CART_LOG_TAIL_MAX &&
+                        !s_valid_after (data, size, offset, self->sequence);
             if (!tail && !options->repair) {
                 *error = cart_errorf ("'%s' is damaged at offset %llu (%s); start with "
                                       "--repair to cut it there, keeping a copy",
@@ -338,15 +361,18 @@ cart_log_claim_dir (const char *dir, uint32_t shards, const char **error)
         }
         return 0;
     }
-    file = fopen (path, "w");
-    if (!file || fprintf (file, "shards %u\n", shards) < 0 || fflush (file) ||
-        fsync (fileno (file))) {
+    //  Written whole or not at all: a temporary file, synced, renamed
+    char temporary[620];
+    snprintf (temporary, sizeof (temporary), "%s.new", path);
+    file = fopen (temporary, "w");
+    bool ok = file && fprintf (file, "shards %u\n", shards) > 0 && fflush (file) == 0 &&
+              fsync (fileno (file)) == 0;
+    if (file)
+        fclose (file);
+    if (!ok || rename (temporary, path) == -1) {
         *error = cart_errorf ("cannot write '%s': %s", path, strerror (errno));
-        if (file)
-            fclose (file);
         return -1;
     }
-    fclose (file);
     return 0;
 }
 
@@ -376,7 +402,16 @@ cart_log_open (const cart_log_options_t *options, uint32_t shard,
     assert (self);
     self->fd = -1;
     self->fsync = options->fsync;
-    snprintf (self->path, sizeof (self->path), "%s/shard-%u.log", options->dir, shard);
+    int used = snprintf (self->path, sizeof (self->path), "%s/shard-%u.log", options->dir,
+                         shard);
+    if (used < 0 || (size_t)used >= sizeof (self->path)) {
+        if (error)
+            *error = cart_errorf ("the data directory's path is too long (at most %zu "
+                                  "characters)",
+                                  sizeof (self->path) - 24);
+        s_free (self);
+        return NULL;
+    }
     snprintf (self->lock_path, sizeof (self->lock_path), "%s/shard-%u.lock", options->dir,
               shard);
     s_lock (self, shard, options->dir, &fault);

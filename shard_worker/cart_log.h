@@ -19,9 +19,9 @@
 
     so that a torn record (a crash in the middle of a write) or a damaged
     one is always detected. At open, the log is read through: damage in
-    its last CART_LOG_TAIL_MAX bytes (what one commit writes) is a torn
-    tail and is cut off (the offset is logged); damage before that stops
-    the open with the file and offset, and
+    its last CART_LOG_TAIL_MAX bytes (what one commit writes) with no
+    valid record after it is a torn tail and is cut off (the offset is
+    logged); any other damage stops the open with the file and offset, and
     `repair` cuts the log there after copying the original beside it
     (shard-K.log.damaged-OFFSET).
 

@@ -45,6 +45,7 @@
 #include "cart_log.h"
 #include "cart_msg.h"
 #include "cart_partition.h"
+#include "cart_ring.h"
 #include "cart_wire.h"
 
 #define LOAD_MS    1000 //  how often a heartbeat carries the load
@@ -456,6 +457,10 @@ s_replay (void *arg, const void *payload, size_t size)
         return -1;
     self->out.size = 0;
     uint64_t key = cart_hash_key (req.customer, req.customer_len);
+    //  A record of another shard (a log copied or swapped by hand, or from
+    //  a cluster of another size) would hide its cart where no request looks
+    if (cart_ring_shard (key, self->cluster_shards) != self->shards[replay->slot])
+        return -1;
     s_runs[req.op](self, self->partitions[replay->slot], &req, key);
     return 0;
 }
