@@ -50,6 +50,7 @@ struct _cart_log_t {
     uint8_t *buffer;   //  records appended, not yet written
     size_t used;
     size_t capacity;
+    uint64_t buffered; //  records in buffer
     bool failed;
     _Atomic int sync_errno; //  set by the everysec thread
     cart_log_stats_t stats;
@@ -452,7 +453,16 @@ cart_log_append (cart_log_t *self, const void *payload, size_t size)
     memcpy (p + CART_LOG_HEAD, payload, size);
     cart_put_be (p + 4, s_checksum (p + 8, 8 + size), 4);
     self->used = need;
+    self->buffered++;
     return 0;
+}
+
+void
+cart_log_discard (cart_log_t *self)
+{
+    self->sequence -= self->buffered;
+    self->buffered = 0;
+    self->used = 0;
 }
 
 bool
@@ -492,6 +502,7 @@ cart_log_commit (cart_log_t *self, const char **error)
         done += (size_t)wrote;
     }
     self->used = 0;
+    self->buffered = 0;
     if (self->fsync == CART_FSYNC_ALWAYS && fdatasync (self->fd) == -1) {
         self->failed = true;
         if (error)

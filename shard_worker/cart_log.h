@@ -100,6 +100,10 @@ const cart_log_stats_t *cart_log_stats (cart_log_t *self);
 //  Returns 0, or -1 when the size is out of range.
 int cart_log_append (cart_log_t *self, const void *payload, size_t size);
 
+//  Drops the records buffered and not yet written (their changes were
+//  answered as failed).
+void cart_log_discard (cart_log_t *self);
+
 //  True when records are buffered and not yet written.
 bool cart_log_pending (cart_log_t *self);
 

@@ -536,10 +536,15 @@ s_flush (self_t *self)
 {
     const char *error = NULL;
     for (size_t i = 0; i < self->n_shards && self->logs; i++)
+        if (self->dirty[i] && !error)
+            cart_log_commit (self->logs[i], &error);
+    //  After a failure no change of the batch is written later either: each
+    //  is answered as failed
+    for (size_t i = 0; i < self->n_shards && self->logs; i++)
         if (self->dirty[i]) {
             self->dirty[i] = false;
-            if (!error)
-                cart_log_commit (self->logs[i], &error);
+            if (error)
+                cart_log_discard (self->logs[i]);
         }
     char text[600];
     if (error)
