@@ -453,6 +453,20 @@ s_answer_error (self_t *self, uint32_t client, uint16_t status, const char *form
               cart_reply_error_body (body, sizeof (body), text));
 }
 
+//  Answers the current request 503 when its client has too much unread;
+//  returns true then.
+static bool
+s_refuse_unread (self_t *self, uint32_t client)
+{
+    const client_t *record = &self->clients[client];
+    if (!s_over_unread (self, record, 0))
+        return false;
+    s_answer_error (self, client, CART_UNAVAILABLE,
+                    "this client has not read %u bytes of replies; read them first",
+                    s_unread (record));
+    return true;
+}
+
 //  --------------------------------------------------------------------------
 //  Workers
 
@@ -828,12 +842,8 @@ s_route_request (self_t *self, uint32_t client)
             record->in_flight);
         return;
     }
-    if (s_over_unread (self, record, 0)) {
-        s_answer_error (self, client, CART_UNAVAILABLE,
-                        "this client has not read %u bytes of replies; read them first",
-                        s_unread (record));
+    if (s_refuse_unread (self, client))
         return;
-    }
     if (shard->owner < 0) {
         s_answer_error (self, client, CART_UNAVAILABLE, "shard %u has no live worker",
                         index);
@@ -912,12 +922,8 @@ s_answer_stats (self_t *self, uint32_t client)
 {
     if (zclock_mono () >= self->stats_until)
         s_build_stats (self);
-    if (client != NONE && s_over_unread (self, &self->clients[client], 0)) {
-        s_answer_error (self, client, CART_UNAVAILABLE,
-                        "this client has not read %u bytes of replies; read them first",
-                        s_unread (&self->clients[client]));
+    if (client != NONE && s_refuse_unread (self, client))
         return;
-    }
     zmq_msg_t body;
     zmq_msg_init (&body);
     zmq_msg_copy (&body, &self->stats);

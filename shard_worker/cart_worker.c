@@ -647,23 +647,27 @@ s_handle_broker (self_t *self, int flags)
     return true;
 }
 
-static void
+//  Returns how many messages it handled.
+static int
 s_drain (self_t *self, int wait_ms)
 {
     //  A blocking receive with a timeout waits at the cost of one system
     //  call, where zmq_poll costs several (it checks the socket's mailbox
     //  before and after); then what else is queued is read without waiting
     zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof (wait_ms));
-    for (int i = 0;
-         i < BATCH && self->sock && s_handle_broker (self, i ? ZMQ_DONTWAIT : 0); i++)
-        ;
+    int handled = 0;
+    while (handled < BATCH && self->sock &&
+           s_handle_broker (self, handled ? ZMQ_DONTWAIT : 0))
+        handled++;
     cart_msg_close (&self->msg);
     if (self->batched)
         s_flush (self);
+    return handled;
 }
 
 //  Moves a partition's table on while it grows or shrinks, a bounded step
-//  at a time, so that no resize holds the worker (cart_partition.h)
+//  at a time, so that no resize holds the worker (cart_partition.h). Only
+//  when idle: under load every operation takes its own step already.
 static void
 s_rehash (self_t *self)
 {
@@ -701,8 +705,8 @@ s_loop (self_t *self)
         int64_t wait = self->heartbeat_at - zclock_mono ();
         if (wait > CART_PIPE_MS)
             wait = CART_PIPE_MS;
-        s_drain (self, wait > 0 ? (int)wait : 0);
-        s_rehash (self);
+        if (s_drain (self, wait > 0 ? (int)wait : 0) == 0)
+            s_rehash (self);
         if (!self->failed)
             s_timers (self);
         if (cart_actor_due (&self->pipe_at) && (zsock_events (self->pipe) & ZMQ_POLLIN) &&
