@@ -29,8 +29,7 @@ typedef struct {
     cart_http_config_t http;
     long workers;
     const char *bus;
-    const char *data_dir; //  NULL: in memory
-    cart_fsync_t fsync;
+    cart_worker_config_t durable; //  data_dir (NULL: in memory), fsync, compaction
 } options_t;
 
 static void
@@ -49,14 +48,14 @@ s_help (FILE *out)
         "  --deadline MS    per-request deadline (default %d)\n"
         "  --bus EP         also bind the broker's frontend here, for cartctl and\n"
         "                   other clients (default tcp://127.0.0.1:5555; none: off)\n"
-        "  --data-dir DIR   keep every shard's changes here, replayed at start\n"
+        "  --data-dir DIR   keep every shard's carts here, loaded at start\n"
         "                   (default ./cart-data)\n"
         "  --in-memory      keep nothing: carts are lost when cartd stops\n"
-        "  --fsync POLICY   always, everysec or no (default everysec; see README)\n"
+        "%s"
         "  --verbose        log workers joining and leaving\n"
         "  --help           this text\n\n"
         "SIGINT or SIGTERM stops it cleanly.\n",
-        CART_DEADLINE_MS);
+        CART_DEADLINE_MS, cart_worker_durable_help);
 }
 
 //  Parses the command line; returns 0, 1 after --help, 2 on a bad argument.
@@ -72,13 +71,23 @@ s_parse (int argc, char **argv, options_t *options)
                                           {"bus", required_argument, NULL, 'b'},
                                           {"data-dir", required_argument, NULL, 'D'},
                                           {"in-memory", no_argument, NULL, 'M'},
-                                          {"fsync", required_argument, NULL, 'F'},
+                                          CART_WORKER_DURABLE_OPTIONS,
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     long n;
     int opt;
-    while ((opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:D:MF:vh", longs, NULL)) != -1) {
+    const char *error = NULL;
+    while (
+        (opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:D:Mvh" CART_WORKER_DURABLE_SHORT,
+                            longs, NULL)) != -1) {
+        int durable = cart_worker_durable_option (&options->durable, opt, optarg, &error);
+        if (durable == -1)
+            fprintf (stderr, "cartd: %s\n", error);
+        if (durable == -1)
+            return 2;
+        if (durable == 0)
+            continue;
         if (opt == 'l' && cart_args_number (optarg, 0, 65535, &n) == 0)
             options->http.port = (int)n;
         else if (opt == 'a')
@@ -94,11 +103,9 @@ s_parse (int argc, char **argv, options_t *options)
         else if (opt == 'b')
             options->bus = optarg;
         else if (opt == 'D')
-            options->data_dir = optarg;
+            options->durable.data_dir = optarg;
         else if (opt == 'M')
-            options->data_dir = NULL;
-        else if (opt == 'F' && cart_fsync_parse (optarg, &options->fsync) == 0)
-            ;
+            options->durable.data_dir = NULL;
         else if (opt == 'v')
             options->broker.verbose = true;
         else if (opt == 'h')
@@ -114,12 +121,12 @@ main (int argc, char **argv)
 {
     cart_args_block_signals ();
     cart_args_raise_fd_limit ();
-    options_t options = {.broker = {.shards = 4},
-                         .http = {.port = 8080, .broker = FRONTEND},
-                         .workers = sysconf (_SC_NPROCESSORS_ONLN),
-                         .bus = "tcp://127.0.0.1:5555",
-                         .data_dir = "cart-data",
-                         .fsync = CART_FSYNC_EVERYSEC};
+    options_t options = {
+        .broker = {.shards = 4},
+        .http = {.port = 8080, .broker = FRONTEND},
+        .workers = sysconf (_SC_NPROCESSORS_ONLN),
+        .bus = "tcp://127.0.0.1:5555",
+        .durable = {.data_dir = "cart-data", .fsync = CART_FSYNC_EVERYSEC}};
     if (options.workers < 1 || options.workers > CART_THREADS_MAX)
         options.workers = options.workers < 1 ? 1 : CART_THREADS_MAX;
     int rc = s_parse (argc, argv, &options);
@@ -147,13 +154,12 @@ main (int argc, char **argv)
         uint32_t *shards = (uint32_t *)malloc (options.broker.shards * sizeof (uint32_t));
         for (uint32_t i = 0; i < options.broker.shards; i++)
             shards[i] = i;
-        cart_worker_config_t worker = {.broker = BACKEND,
-                                       .cluster_shards = options.broker.shards,
-                                       .data_dir = options.data_dir,
-                                       .fsync = options.fsync,
-                                       .shards = shards,
-                                       .n_shards = options.broker.shards,
-                                       .verbose = options.broker.verbose};
+        cart_worker_config_t worker = options.durable;
+        worker.broker = BACKEND;
+        worker.cluster_shards = options.broker.shards;
+        worker.shards = shards;
+        worker.n_shards = options.broker.shards;
+        worker.verbose = options.broker.verbose;
         workers = cart_workers_new (&worker, (size_t)options.workers, &error);
         free (shards);
     }
@@ -165,9 +171,10 @@ main (int argc, char **argv)
             options.workers < (long)options.broker.shards ? options.workers
                                                           : (long)options.broker.shards,
             bus ? ", bus on " : "", bus ? options.bus : "",
-            options.data_dir ? "data in " : "in memory (nothing kept)",
-            options.data_dir ? options.data_dir : "", options.data_dir ? ", fsync " : "",
-            options.data_dir ? cart_fsync_name (options.fsync) : "");
+            options.durable.data_dir ? "data in " : "in memory (nothing kept)",
+            options.durable.data_dir ? options.durable.data_dir : "",
+            options.durable.data_dir ? ", fsync " : "",
+            options.durable.data_dir ? cart_fsync_name (options.durable.fsync) : "");
         fflush (stdout);
         int signal = cart_args_wait_signal ();
         fprintf (stderr, "cartd: signal %d, stopping\n", signal);

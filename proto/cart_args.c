@@ -28,6 +28,42 @@ cart_args_number (const char *text, long min, long max, long *value)
     return 0;
 }
 
+int
+cart_args_bytes (const char *text, uint64_t min, uint64_t max, uint64_t *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long long parsed = strtoull (text, &end, 10);
+    if (errno || end == text || *text == '-')
+        return -1;
+    int shift = 0;
+    if (*end && strchr ("kK", *end))
+        shift = 10;
+    else if (*end && strchr ("mM", *end))
+        shift = 20;
+    else if (*end && strchr ("gG", *end))
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end || parsed > (UINT64_MAX >> shift) || (parsed << shift) < min ||
+        (parsed << shift) > max)
+        return -1;
+    *value = (uint64_t)parsed << shift;
+    return 0;
+}
+
+int
+cart_args_real (const char *text, double min, double max, double *value)
+{
+    char *end;
+    errno = 0;
+    double parsed = strtod (text, &end);
+    if (errno || end == text || *end || !(parsed >= min && parsed <= max))
+        return -1;
+    *value = parsed;
+    return 0;
+}
+
 //  Parses "A" or "A-B" from text up to the next comma.
 static int
 s_range (const char *text, size_t len, long *first, long *last)

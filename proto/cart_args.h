@@ -14,6 +14,13 @@
 //  Parses a decimal integer in min..max. Returns 0 or -1.
 int cart_args_number (const char *text, long min, long max, long *value);
 
+//  Parses a size in bytes, with an optional suffix k, m or g (powers of
+//  1024), between min and max. Returns 0 or -1.
+int cart_args_bytes (const char *text, uint64_t min, uint64_t max, uint64_t *value);
+
+//  Parses a decimal number between min and max. Returns 0 or -1.
+int cart_args_real (const char *text, double min, double max, double *value);
+
 //  Parses a shard list such as "3", "0,2,5" or "0-7,9" (each shard below
 //  CART_SHARDS_MAX) and appends it to shards[*n..capacity). Returns 0, or
 //  -1 when the text is not a list or the list does not fit.

@@ -44,7 +44,8 @@
 struct _cart_log_t {
     char path[512];
     char lock_path[520];
-    int fd;
+    char dir[512];
+    _Atomic int fd; //  swapped by a rotation while the everysec thread reads it
     cart_fsync_t fsync;
     uint64_t sequence; //  of the last record written or buffered
     uint8_t *buffer;   //  records appended, not yet written
@@ -88,7 +89,7 @@ s_sync_loop (void *args)
         until.tv_sec += 1;
         pthread_cond_timedwait (&s_sync_wake, &s_sync_lock, &until);
         for (cart_log_t *log = s_synced; log; log = log->next_synced)
-            if (fdatasync (log->fd) == -1)
+            if (fdatasync (atomic_load (&log->fd)) == -1)
                 atomic_store (&log->sync_errno, errno);
     }
     pthread_mutex_unlock (&s_sync_lock);
@@ -134,6 +135,8 @@ s_sync_remove (cart_log_t *self)
 
 //  --------------------------------------------------------------------------
 //  Opening: the directory, the lock
+
+static int s_sync_dir (const char *dir, const char **error);
 
 static int
 s_make_dir (const char *dir, const char **error)
@@ -198,18 +201,25 @@ s_lock (cart_log_t *self, uint32_t shard, const char *dir, const char **error)
 
 //  Copies the damaged log beside it before a repair cuts it.
 static int
-s_keep_copy (cart_log_t *self, const uint8_t *data, size_t size, uint64_t offset,
-             const char **error)
+s_keep_copy (cart_log_t *self, uint64_t offset, const char **error)
 {
     char copy[600];
     snprintf (copy, sizeof (copy), "%s.damaged-%llu", self->path,
               (unsigned long long)offset);
     int fd = open (copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     bool ok = fd != -1;
-    for (size_t done = 0; ok && done < size;) {
-        ssize_t wrote = write (fd, data + done, size - done);
-        ok = wrote > 0;
-        done += ok ? (size_t)wrote : 0;
+    char chunk[65536];
+    for (off_t at = 0; ok;) {
+        ssize_t got = pread (self->fd, chunk, sizeof (chunk), at);
+        ok = got >= 0;
+        if (got <= 0)
+            break;
+        for (ssize_t done = 0; ok && done < got;) {
+            ssize_t wrote = write (fd, chunk + done, (size_t)(got - done));
+            ok = wrote > 0;
+            done += ok ? wrote : 0;
+        }
+        at += got;
     }
     ok = ok && fsync (fd) == 0;
     if (fd != -1)
@@ -220,10 +230,13 @@ s_keep_copy (cart_log_t *self, const uint8_t *data, size_t size, uint64_t offset
     return ok ? 0 : -1;
 }
 
-//  Why the record at data[offset..) is not whole and valid, or NULL.
+//  Why the record at data[offset..) is not whole and valid, or NULL. The
+//  first record of a file may carry any number up to scan->after + 1 (the
+//  records up to after are already applied, from a snapshot or an older
+//  log); each later one carries one more than the one before it.
 static const char *
-s_record_fault (const uint8_t *data, size_t size, uint64_t offset, uint64_t sequence,
-                size_t *length)
+s_record_fault (const uint8_t *data, size_t size, uint64_t offset,
+                const cart_log_scan_t *scan, size_t *length)
 {
     if (size - offset < CART_LOG_HEAD)
         return "a record's head is cut short";
@@ -235,8 +248,12 @@ s_record_fault (const uint8_t *data, size_t size, uint64_t offset, uint64_t sequ
         return "a record is cut short";
     if (s_checksum (p + 8, 8 + *length) != (uint32_t)cart_get_be (p + 4, 4))
         return "a record's checksum does not match";
-    if (cart_get_be (p + 8, 8) != sequence + 1)
-        return "a record's sequence number is out of order";
+    uint64_t number = cart_get_be (p + 8, 8);
+    if (scan->last ? number != scan->last + 1 : number < 1 || number > scan->after + 1)
+        return scan->last || number <= scan->after
+                   ? "a record's sequence number is out of order"
+                   : "records are missing before this one (its sequence number "
+                     "leaves a gap)";
     return NULL;
 }
 
@@ -260,112 +277,168 @@ s_valid_after (const uint8_t *data, size_t size, uint64_t offset, uint64_t seque
     return false;
 }
 
-//  Replays data[0..size); on damage, decides between a cut (a torn tail,
-//  or --repair) and a refusal. Returns 0 or -1.
+//  Reads data[0..size) through, replaying each record past scan->after.
+//  Stops at the first damage (scan->fault). Returns 0, or -1 with *error
+//  set when replay refused a record.
 static int
-s_replay (cart_log_t *self, const cart_log_options_t *options, const uint8_t *data,
-          size_t size, cart_log_replay_fn *replay, void *arg, const char **error)
+s_scan (const char *path, const uint8_t *data, size_t size, cart_log_scan_t *scan,
+        const char **error)
 {
     uint64_t offset = 0;
+    scan->size = size;
     while (offset < size) {
         size_t length = 0;
-        const char *fault = s_record_fault (data, size, offset, self->sequence, &length);
+        const char *fault = s_record_fault (data, size, offset, scan, &length);
         if (fault) {
             //  A crash tears only what was written since the last sync,
-            //  which is at most one batch: damage that close to the end is
-            //  a torn tail
-            bool tail = size - offset <= CART_LOG_TAIL_MAX &&
-                        !s_valid_after (data, size, offset, self->sequence);
-            if (!tail && !options->repair) {
-                *error = cart_errorf ("'%s' is damaged at offset %llu (%s); start with "
-                                      "--repair to cut it there, keeping a copy",
-                                      self->path, (unsigned long long)offset, fault);
-                return -1;
-            }
-            if (!tail && s_keep_copy (self, data, size, offset, error))
-                return -1;
-            self->stats.cut_at = offset;
-            self->stats.cut_bytes = size - offset;
-            fprintf (
-                stderr, "cart_log: %s: %s at offset %llu; cut %llu byte(s) there%s\n",
-                self->path, fault, (unsigned long long)offset,
-                (unsigned long long)(size - offset), tail ? " (a torn last write)" : "");
+            //  which is at most one commit: damage that close to the end,
+            //  with nothing whole after it, is a torn tail
+            scan->fault = fault;
+            scan->fault_at = offset;
+            scan->torn = size - offset <= CART_LOG_TAIL_MAX &&
+                         !s_valid_after (data, size, offset,
+                                         scan->last ? scan->last : scan->after);
             break;
         }
-        if (replay (arg, data + offset + CART_LOG_HEAD, length)) {
-            *error = cart_errorf ("'%s': the record at offset %llu cannot be applied",
-                                  self->path, (unsigned long long)offset);
+        uint64_t number = cart_get_be (data + offset + 8, 8);
+        if (number <= scan->after)
+            scan->skipped++;
+        else if (scan->replay &&
+                 scan->replay (scan->arg, data + offset + CART_LOG_HEAD, length)) {
+            *error = cart_errorf ("'%s': the record at offset %llu (number %llu) cannot "
+                                  "be applied",
+                                  path, (unsigned long long)offset,
+                                  (unsigned long long)number);
             return -1;
-        }
-        self->sequence++;
-        self->stats.records++;
+        } else
+            scan->records++;
+        if (!scan->first)
+            scan->first = number;
+        scan->last = number;
         offset += CART_LOG_HEAD + length;
     }
-    self->stats.bytes = offset;
+    scan->bytes = offset;
     return 0;
 }
 
+//  Scans the file open on fd (path names it in messages).
 static int
-s_read_through (cart_log_t *self, const cart_log_options_t *options,
-                cart_log_replay_fn *replay, void *arg, const char **error)
+s_scan_fd (int fd, const char *path, cart_log_scan_t *scan, const char **error)
 {
     struct stat info;
-    if (fstat (self->fd, &info) == -1) {
-        *error = cart_errorf ("cannot read '%s': %s", self->path, strerror (errno));
+    if (fstat (fd, &info) == -1) {
+        *error = cart_errorf ("cannot read '%s': %s", path, strerror (errno));
         return -1;
     }
     size_t size = (size_t)info.st_size;
     if (size == 0)
         return 0;
-    void *data = mmap (NULL, size, PROT_READ, MAP_PRIVATE, self->fd, 0);
+    void *data = mmap (NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (data == MAP_FAILED) {
-        *error = cart_errorf ("cannot read '%s': %s", self->path, strerror (errno));
+        *error = cart_errorf ("cannot read '%s': %s", path, strerror (errno));
         return -1;
     }
-    int rc = s_replay (self, options, (const uint8_t *)data, size, replay, arg, error);
+    int rc = s_scan (path, (const uint8_t *)data, size, scan, error);
     munmap (data, size);
-    if (rc == 0 && self->stats.bytes < size &&
-        (ftruncate (self->fd, (off_t)self->stats.bytes) == -1 ||
-         fsync (self->fd) == -1)) {
-        *error = cart_errorf ("cannot cut '%s': %s", self->path, strerror (errno));
-        rc = -1;
-    }
     return rc;
+}
+
+int
+cart_log_scan (const char *path, cart_log_scan_t *scan, const char **error)
+{
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1 && errno == ENOENT)
+        return 1;
+    if (fd == -1) {
+        *error = cart_errorf ("cannot open '%s': %s", path, strerror (errno));
+        return -1;
+    }
+    int rc = s_scan_fd (fd, path, scan, error);
+    close (fd);
+    return rc;
+}
+
+//  Reads the log through; on damage, decides between a cut (a torn tail,
+//  or --repair) and a refusal. Returns 0 or -1.
+static int
+s_read_through (cart_log_t *self, const cart_log_options_t *options,
+                cart_log_scan_t *scan, const char **error)
+{
+    if (s_scan_fd (self->fd, self->path, scan, error))
+        return -1;
+    if (scan->fault) {
+        if (!scan->torn && !options->repair) {
+            *error =
+                cart_errorf ("'%s' is damaged at offset %llu (%s); start with "
+                             "--repair to cut it there, keeping a copy",
+                             self->path, (unsigned long long)scan->fault_at, scan->fault);
+            return -1;
+        }
+        if (!scan->torn && s_keep_copy (self, scan->fault_at, error))
+            return -1;
+        self->stats.cut_at = scan->fault_at;
+        self->stats.cut_bytes = scan->size - scan->fault_at;
+        fprintf (stderr, "cart_log: %s: %s at offset %llu; cut %llu byte(s) there%s\n",
+                 self->path, scan->fault, (unsigned long long)scan->fault_at,
+                 (unsigned long long)self->stats.cut_bytes,
+                 scan->torn ? " (a torn last write)" : "");
+        if (ftruncate (self->fd, (off_t)scan->bytes) == -1 || fsync (self->fd) == -1) {
+            *error = cart_errorf ("cannot cut '%s': %s", self->path, strerror (errno));
+            return -1;
+        }
+    }
+    self->stats.records = scan->records;
+    self->stats.bytes = scan->bytes;
+    return 0;
 }
 
 //  A data directory belongs to one cluster size: a shard's keys are those
 //  of its ring, so the same logs under another shard count would hide
 //  every cart in the wrong shard. DIR/cluster records the count.
 int
-cart_log_claim_dir (const char *dir, uint32_t shards, const char **error)
+cart_log_cluster (const char *dir, uint32_t *shards, const char **error)
 {
-    if (s_make_dir (dir, error))
-        return -1;
     char path[600], text[32] = "";
     snprintf (path, sizeof (path), "%s/cluster", dir);
     FILE *file = fopen (path, "r");
-    if (file) {
-        unsigned known = 0;
-        bool read =
-            fgets (text, sizeof (text), file) && sscanf (text, "shards %u", &known) == 1;
+    if (!file && errno == ENOENT)
+        return 1;
+    unsigned known = 0;
+    bool read = file && fgets (text, sizeof (text), file) &&
+                sscanf (text, "shards %u", &known) == 1 && known >= 1 &&
+                known <= CART_SHARDS_MAX;
+    if (file)
         fclose (file);
-        if (!read) {
-            *error =
-                cart_errorf ("'%s' is not a cart data directory's cluster file", path);
-            return -1;
-        }
-        if (known != shards) {
-            *error = cart_errorf ("'%s' holds the data of a cluster of %u shards; this "
-                                  "worker was started for %u (--shards)",
-                                  dir, known, shards);
-            return -1;
-        }
-        return 0;
+    if (!read) {
+        *error = cart_errorf ("'%s' is not a cart data directory's cluster file", path);
+        return -1;
     }
+    *shards = known;
+    return 0;
+}
+
+//  Under a lock on the directory itself, so that two workers claiming a
+//  new directory at once agree on one count
+static int
+s_claim (const char *dir, uint32_t shards, const char **error)
+{
+    uint32_t known;
+    int rc = cart_log_cluster (dir, &known, error);
+    if (rc == -1)
+        return -1;
+    if (rc == 0 && known != shards) {
+        *error = cart_errorf ("'%s' holds the data of a cluster of %u shards; this "
+                              "worker was started for %u (--shards)",
+                              dir, known, shards);
+        return -1;
+    }
+    if (rc == 0)
+        return 0;
     //  Written whole or not at all: a temporary file, synced, renamed
-    char temporary[620];
+    char path[600], temporary[620];
+    snprintf (path, sizeof (path), "%s/cluster", dir);
     snprintf (temporary, sizeof (temporary), "%s.new", path);
-    file = fopen (temporary, "w");
+    FILE *file = fopen (temporary, "w");
     bool ok = file && fprintf (file, "shards %u\n", shards) > 0 && fflush (file) == 0 &&
               fsync (fileno (file)) == 0;
     if (file)
@@ -374,7 +447,25 @@ cart_log_claim_dir (const char *dir, uint32_t shards, const char **error)
         *error = cart_errorf ("cannot write '%s': %s", path, strerror (errno));
         return -1;
     }
-    return 0;
+    return s_sync_dir (dir, error);
+}
+
+int
+cart_log_claim_dir (const char *dir, uint32_t shards, const char **error)
+{
+    if (s_make_dir (dir, error))
+        return -1;
+    int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1 || flock (fd, LOCK_EX) == -1) {
+        *error = cart_errorf ("cannot open the data directory '%s': %s", dir,
+                              strerror (errno));
+        if (fd != -1)
+            close (fd);
+        return -1;
+    }
+    int rc = s_claim (dir, shards, error);
+    close (fd);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -389,45 +480,175 @@ s_free (cart_log_t *self)
     free (self);
 }
 
+int
+cart_log_file (char *path, size_t size, const char *dir, uint32_t shard,
+               cart_file_t which)
+{
+    static const char *const suffix[] = {[CART_FILE_LOG] = "log",
+                                         [CART_FILE_OLD_LOG] = "log.old",
+                                         [CART_FILE_NEW_LOG] = "log.new",
+                                         [CART_FILE_SNAPSHOT] = "snap",
+                                         [CART_FILE_NEW_SNAPSHOT] = "snap.new",
+                                         [CART_FILE_LOCK] = "lock"};
+    char name[32];
+    snprintf (name, sizeof (name), "/shard-%u.%s", shard, suffix[which]);
+    size_t dir_len = strlen (dir), name_len = strlen (name);
+    if (dir_len + name_len >= size)
+        return -1;
+    memcpy (path, dir, dir_len);
+    memcpy (path + dir_len, name, name_len + 1);
+    return 0;
+}
+
 cart_log_t *
-cart_log_open (const cart_log_options_t *options, uint32_t shard,
-               cart_log_replay_fn *replay, void *arg, const char **error)
+cart_log_lock (const cart_log_options_t *options, uint32_t shard, const char **error)
 {
     const char *fault = NULL;
     if (s_make_dir (options->dir, &fault)) {
-        if (error)
-            *error = fault;
+        *error = fault;
         return NULL;
     }
     cart_log_t *self = (cart_log_t *)calloc (1, sizeof (cart_log_t));
     assert (self);
     self->fd = -1;
     self->fsync = options->fsync;
-    int used = snprintf (self->path, sizeof (self->path), "%s/shard-%u.log", options->dir,
-                         shard);
-    if (used < 0 || (size_t)used >= sizeof (self->path)) {
-        if (error)
-            *error = cart_errorf ("the data directory's path is too long (at most %zu "
-                                  "characters)",
-                                  sizeof (self->path) - 24);
+    snprintf (self->dir, sizeof (self->dir), "%s", options->dir);
+    //  The longest name is shard-9999.snap.new
+    if (strlen (options->dir) > sizeof (self->dir) - 24 ||
+        cart_log_file (self->path, sizeof (self->path), options->dir, shard,
+                       CART_FILE_LOG)) {
+        *error = cart_errorf ("the data directory's path is too long (at most %zu "
+                              "characters)",
+                              sizeof (self->dir) - 24);
         s_free (self);
         return NULL;
     }
-    snprintf (self->lock_path, sizeof (self->lock_path), "%s/shard-%u.lock", options->dir,
-              shard);
-    s_lock (self, shard, options->dir, &fault);
-    if (!fault && s_read_through (self, options, replay, arg, &fault) == 0 &&
-        lseek (self->fd, (off_t)self->stats.bytes, SEEK_SET) == -1)
-        fault = cart_errorf ("cannot seek in '%s': %s", self->path, strerror (errno));
-    if (fault) {
-        if (error)
-            *error = fault;
+    cart_log_file (self->lock_path, sizeof (self->lock_path), options->dir, shard,
+                   CART_FILE_LOCK);
+    if (s_lock (self, shard, options->dir, error)) {
         s_free (self);
         return NULL;
     }
+    return self;
+}
+
+int
+cart_log_replay (cart_log_t *self, const cart_log_options_t *options, uint64_t after,
+                 cart_log_replay_fn *replay, void *arg, const char **error)
+{
+    assert (!self->sequence && !self->used);
+    cart_log_scan_t scan = {.after = after, .replay = replay, .arg = arg};
+    if (s_read_through (self, options, &scan, error))
+        return -1;
+    if (lseek (self->fd, (off_t)self->stats.bytes, SEEK_SET) == -1) {
+        *error = cart_errorf ("cannot seek in '%s': %s", self->path, strerror (errno));
+        return -1;
+    }
+    self->sequence = scan.last > after ? scan.last : after;
     if (self->fsync == CART_FSYNC_EVERYSEC)
         s_sync_add (self);
-    return self;
+    return 0;
+}
+
+cart_log_t *
+cart_log_open (const cart_log_options_t *options, uint32_t shard, uint64_t after,
+               cart_log_replay_fn *replay, void *arg, const char **error)
+{
+    const char *fault = NULL;
+    cart_log_t *self = cart_log_lock (options, shard, &fault);
+    if (self && cart_log_replay (self, options, after, replay, arg, &fault))
+        s_free (self);
+    else if (self)
+        return self;
+    if (error)
+        *error = fault;
+    return NULL;
+}
+
+uint64_t
+cart_log_sequence (cart_log_t *self)
+{
+    return self->sequence;
+}
+
+//  fsync of the directory: makes a rename or a new file's name durable.
+static int
+s_sync_dir (const char *dir, const char **error)
+{
+    int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd == -1 ? -1 : fsync (fd);
+    int saved = errno;
+    if (fd != -1)
+        close (fd);
+    if (rc == -1)
+        *error =
+            cart_errorf ("cannot sync the directory '%s': %s", dir, strerror (saved));
+    return rc;
+}
+
+int
+cart_log_sync_dir (const char *dir, const char **error)
+{
+    return s_sync_dir (dir, error);
+}
+
+int
+cart_log_rotate (cart_log_t *self, uint32_t shard, int *old_fd, const char **error)
+{
+    assert (!self->used);
+    *error = NULL;
+    char old[520], fresh[520];
+    cart_log_file (old, sizeof (old), self->dir, shard, CART_FILE_OLD_LOG);
+    cart_log_file (fresh, sizeof (fresh), self->dir, shard, CART_FILE_NEW_LOG);
+    if (self->failed) {
+        *error = cart_errorf ("'%s' failed before; it takes no more writes", self->path);
+        return -1;
+    }
+    //  The current log keeps its name all along (a second worker opening it
+    //  finds it locked): a second name for it first, then the new log takes
+    //  the name in one rename
+    if (link (self->path, old) == -1) {
+        *error = cart_errorf ("cannot link '%s' as '%s': %s", self->path, old,
+                              strerror (errno));
+        return -1;
+    }
+    int fd = open (fresh, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1 || flock (fd, LOCK_EX | LOCK_NB) == -1 ||
+        rename (fresh, self->path) == -1 ||
+        (self->fsync == CART_FSYNC_ALWAYS && s_sync_dir (self->dir, error))) {
+        if (!*error || fd == -1)
+            *error = cart_errorf ("cannot start a new log '%s': %s", self->path,
+                                  strerror (errno));
+        if (fd != -1)
+            close (fd);
+        unlink (fresh);
+        unlink (old);
+        return -1;
+    }
+    *old_fd = atomic_exchange (&self->fd, fd);
+    self->stats.bytes = 0;
+    self->stats.records = 0;
+    return 0;
+}
+
+int
+cart_log_retire (int fd, cart_fsync_t policy, const char *dir, const char **error)
+{
+    //  Under always every record was synced at its commit, and the rename
+    //  with the directory at the rotation
+    int rc = 0;
+    if (policy != CART_FSYNC_ALWAYS && fdatasync (fd) == -1) {
+        *error =
+            cart_errorf ("cannot sync a rotated log in '%s': %s", dir, strerror (errno));
+        rc = -1;
+    }
+    if (rc == 0 && policy != CART_FSYNC_ALWAYS)
+        rc = s_sync_dir (dir, error);
+    //  The everysec thread may still hold the number from before the swap
+    pthread_mutex_lock (&s_sync_lock);
+    close (fd);
+    pthread_mutex_unlock (&s_sync_lock);
+    return rc;
 }
 
 const cart_log_stats_t *
@@ -501,6 +722,8 @@ cart_log_commit (cart_log_t *self, const char **error)
         }
         done += (size_t)wrote;
     }
+    self->stats.bytes += self->used;
+    self->stats.records += self->buffered;
     self->used = 0;
     self->buffered = 0;
     if (self->fsync == CART_FSYNC_ALWAYS && fdatasync (self->fd) == -1) {
@@ -528,6 +751,36 @@ cart_log_close (cart_log_t **self_p)
                  strerror (errno));
     s_free (self);
     *self_p = NULL;
+}
+
+cart_log_t *
+cart_log_create (const char *path, const char **error)
+{
+    cart_log_t *self = (cart_log_t *)calloc (1, sizeof (cart_log_t));
+    assert (self);
+    self->fsync = CART_FSYNC_NO;
+    snprintf (self->path, sizeof (self->path), "%s", path);
+    self->fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (self->fd == -1) {
+        *error = cart_errorf ("cannot make '%s': %s", path, strerror (errno));
+        s_free (self);
+        return NULL;
+    }
+    return self;
+}
+
+int
+cart_log_finish (cart_log_t **self_p, const char **error)
+{
+    cart_log_t *self = *self_p;
+    int rc = cart_log_commit (self, error);
+    if (rc == 0 && fsync (self->fd) == -1) {
+        *error = cart_errorf ("cannot sync '%s': %s", self->path, strerror (errno));
+        rc = -1;
+    }
+    s_free (self);
+    *self_p = NULL;
+    return rc;
 }
 
 int

@@ -46,8 +46,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CART_LOG_HEAD       16
-#define CART_LOG_RECORD_MAX (64 * 1024) //  a request body is a few hundred bytes
+#define CART_LOG_HEAD 16
+//  A request body is at most CART_REQUEST_WIRE_MAX; a snapshot's record (a
+//  whole cart) at most a cart reply, CART_BODY_WIRE_MAX
+#define CART_LOG_RECORD_MAX (1024 * 1024)
 //  The most one commit writes: a batch of 256 requests of at most 4 KiB
 //  each. Damage within this distance of the end is a torn tail.
 #define CART_LOG_TAIL_MAX (256 * (CART_LOG_HEAD + 4096))
@@ -71,10 +73,10 @@ typedef struct _cart_log_t cart_log_t;
 //  the payload cannot be applied (then the open fails, naming the record).
 typedef int (cart_log_replay_fn) (void *arg, const void *payload, size_t size);
 
-//  What an open found.
+//  What an open found, and what was written since.
 typedef struct {
-    uint64_t records; //  replayed
-    uint64_t bytes;   //  of the log after any cut
+    uint64_t records; //  replayed at open, then committed since (this file)
+    uint64_t bytes;   //  of the log after any cut, then committed since
     uint64_t cut_at;  //  the offset a torn tail was cut at, or 0
     uint64_t cut_bytes;
 } cart_log_stats_t;
@@ -85,13 +87,101 @@ typedef struct {
 //  Returns 0, or -1 with *error set.
 int cart_log_claim_dir (const char *dir, uint32_t shards, const char **error);
 
+//  Reads the shard count recorded in dir. Returns 0, 1 when dir has none,
+//  or -1 with *error set.
+int cart_log_cluster (const char *dir, uint32_t *shards, const char **error);
+
+//  The files of a shard in a data directory (DIR/shard-K.SUFFIX).
+typedef enum {
+    CART_FILE_LOG,          //  .log: the log written now
+    CART_FILE_OLD_LOG,      //  .log.old: the log before a rotation, until compacted
+    CART_FILE_NEW_LOG,      //  .log.new: a rotation's next log, for a moment
+    CART_FILE_SNAPSHOT,     //  .snap: the newest snapshot (cart_snapshot.h)
+    CART_FILE_NEW_SNAPSHOT, //  .snap.new: a snapshot being written
+    CART_FILE_LOCK          //  .lock: the pid of the worker holding the log
+} cart_file_t;
+
+//  Writes the path of a shard's file into path[size]. Returns 0, or -1
+//  when it does not fit.
+int cart_log_file (char *path, size_t size, const char *dir, uint32_t shard,
+                   cart_file_t which);
+
 //  Opens (or creates) shard's log in options->dir, takes its lock and
-//  replays it through replay (arg). Returns the log, or NULL with *error
-//  set (cart_types.h): the directory cannot be made or written, another
-//  process holds the shard (its pid named), a record in the middle is
-//  damaged (file and offset named), or replay refused a record.
+//  replays it through replay (arg). `after` is the sequence number up to
+//  which changes are already applied (from a snapshot and an older log):
+//  the log's records up to it are checked and skipped, and its first
+//  record may not leave a gap after it. Returns the log, or NULL with
+//  *error set (cart_types.h): the directory cannot be made or written,
+//  another process holds the shard (its pid named), a record in the middle
+//  is damaged (file and offset named), records are missing, or replay
+//  refused a record.
 cart_log_t *cart_log_open (const cart_log_options_t *options, uint32_t shard,
-                           cart_log_replay_fn *replay, void *arg, const char **error);
+                           uint64_t after, cart_log_replay_fn *replay, void *arg,
+                           const char **error);
+
+//  cart_log_open in two steps, for a caller that reads a snapshot and an
+//  older log under the lock first: cart_log_lock takes the lock (and
+//  makes the log if new) and reads nothing; cart_log_replay reads the log
+//  through as cart_log_open does. A log that is locked but not replayed
+//  takes no appends; close it with cart_log_close.
+cart_log_t *cart_log_lock (const cart_log_options_t *options, uint32_t shard,
+                           const char **error);
+int cart_log_replay (cart_log_t *self, const cart_log_options_t *options, uint64_t after,
+                     cart_log_replay_fn *replay, void *arg, const char **error);
+
+//  The sequence number of the last record written or buffered.
+uint64_t cart_log_sequence (cart_log_t *self);
+
+//  Reading a file of records without opening it as a log: an older log, a
+//  snapshot, or anything for a check.
+typedef struct {
+    //  In
+    uint64_t after;             //  records up to this number are checked, not replayed
+    cart_log_replay_fn *replay; //  or NULL: check only
+    void *arg;
+    //  Out
+    uint64_t first, last; //  the first and last record's numbers; 0 if none
+    uint64_t records;     //  replayed
+    uint64_t skipped;     //  up to after
+    uint64_t bytes;       //  of whole, valid records from the start
+    uint64_t size;        //  of the file
+    const char *fault;    //  the first damage (a literal), or NULL
+    uint64_t fault_at;    //  its offset
+    bool torn;            //  the damage looks like a torn last write
+} cart_log_scan_t;
+
+//  Reads path through, stopping at the first damage (scan->fault).
+//  Returns 0, 1 when there is no such file, or -1 with *error set when it
+//  cannot be read or replay refused a record.
+int cart_log_scan (const char *path, cart_log_scan_t *scan, const char **error);
+
+//  Starts a new log: the current one is given a second name
+//  (shard-K.log.old) and a new empty file takes shard-K.log, locked, in
+//  one rename (under CART_FSYNC_ALWAYS the directory is synced before
+//  anything more is acknowledged). Nothing may be buffered. Sequence
+//  numbers go on. *old_fd gets the old log's descriptor, for
+//  cart_log_retire. Returns 0, or -1 with *error set (the log is then as
+//  it was).
+int cart_log_rotate (cart_log_t *self, uint32_t shard, int *old_fd, const char **error);
+
+//  Syncs a rotated log (unless the policy synced it already) and the
+//  directory, then closes it. For a thread other than the log's. Returns
+//  0, or -1 with *error set (it is closed either way).
+int cart_log_retire (int fd, cart_fsync_t policy, const char *dir, const char **error);
+
+//  fsync of a directory (a rename or new name made durable). Returns 0, or
+//  -1 with *error set.
+int cart_log_sync_dir (const char *dir, const char **error);
+
+//  A new file of records at path (truncated if there; not locked; numbered
+//  from 1), written with cart_log_append and cart_log_commit, then
+//  cart_log_finish: the way a snapshot is written. Returns NULL with
+//  *error set when it cannot be made.
+cart_log_t *cart_log_create (const char *path, const char **error);
+
+//  Commits, fsyncs and closes a file made by cart_log_create. Returns 0, or
+//  -1 with *error set. Sets *self_p to NULL either way.
+int cart_log_finish (cart_log_t **self_p, const char **error);
 
 //  What the open found.
 const cart_log_stats_t *cart_log_stats (cart_log_t *self);

@@ -838,6 +838,38 @@ cart_partition_get (cart_partition_t *self, uint64_t key, const char *customer,
     return CART_OK;
 }
 
+bool
+cart_partition_next (cart_partition_t *self, size_t *cursor, cart_view_t *view,
+                     uint64_t *key)
+{
+    assert (self && cursor && view);
+    //  The cursor counts the slots of tab[0], then those of tab[1]
+    size_t before = 0;
+    for (int which = 0; which < 2; which++) {
+        table_t *table = &self->tab[which];
+        size_t size = table->slots ? table->mask + 1 : 0;
+        if (*cursor < before)
+            *cursor = before;
+        for (; s_live (self, which) && *cursor < before + size; (*cursor)++) {
+            slot_t *slot = &table->slots[*cursor - before];
+            if (!slot->cart)
+                continue;
+            cart_t *cart = slot->cart;
+            *view = (cart_view_t){.customer = (const char *)cart->data,
+                                  .customer_len = cart->customer_len,
+                                  .n_items = cart->n_items,
+                                  .cursor = cart->data + cart->customer_len,
+                                  .limit = cart->data + cart->used};
+            if (key)
+                *key = slot->key;
+            (*cursor)++;
+            return true;
+        }
+        before += size;
+    }
+    return false;
+}
+
 int
 cart_partition_drop (cart_partition_t *self, uint64_t key, const char *customer,
                      size_t customer_len)

@@ -88,6 +88,13 @@ int cart_partition_drop (cart_partition_t *self, uint64_t key, const char *custo
 //  or returns false after the last one.
 bool cart_view_next (cart_view_t *view, cart_item_t *item);
 
+//  Steps through every cart, in no set order: *cursor starts at 0; fills
+//  *view (and *key, the cart's key) and returns true, or returns false
+//  after the last cart. Takes no rehash step; the views stay valid until
+//  the next call that changes the partition, and a change ends the walk.
+bool cart_partition_next (cart_partition_t *self, size_t *cursor, cart_view_t *view,
+                          uint64_t *key);
+
 //  Number of carts (customers with at least one item).
 size_t cart_partition_carts (cart_partition_t *self);
 

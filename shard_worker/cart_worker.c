@@ -42,10 +42,13 @@
 #include "cart_body.h"
 #include "cart_control.h"
 #include "cart_hash.h"
+#include "cart_apply.h"
+#include "cart_args.h"
 #include "cart_log.h"
 #include "cart_msg.h"
 #include "cart_partition.h"
 #include "cart_ring.h"
+#include "cart_store.h"
 #include "cart_wire.h"
 
 #define LOAD_MS    1000 //  how often a heartbeat carries the load
@@ -88,11 +91,12 @@ typedef struct {
     msgpack_sbuffer out;
     msgpack_packer pk;
     char text[512]; //  an error message being built
-    //  Durability (data_dir set): one log per shard; the replies of a
-    //  batch wait until its changes are committed (group commit)
-    cart_log_t **logs;    //  per slot, or NULL when in memory
-    bool *dirty;          //  per slot: records buffered in this batch
-    reply_t batch[BATCH]; //  replies waiting for the commit
+    //  Durability (data_dir set): one store (snapshot and log) per shard;
+    //  the replies of a batch wait until its changes are committed (group
+    //  commit)
+    cart_store_t **stores; //  per slot, or NULL when in memory
+    bool *dirty;           //  per slot: records buffered in this batch
+    reply_t batch[BATCH];  //  replies waiting for the commit
     size_t batched;
     msgpack_sbuffer batch_out; //  their bodies
 } self_t;
@@ -135,9 +139,9 @@ s_self_destroy (self_t **self_p)
     free (self->slot_of);
     zstr_free (&self->endpoint);
     cart_msg_close (&self->msg);
-    for (size_t i = 0; self->logs && i < self->n_shards; i++)
-        cart_log_close (&self->logs[i]);
-    free (self->logs);
+    for (size_t i = 0; self->stores && i < self->n_shards; i++)
+        cart_store_close (&self->stores[i]);
+    free (self->stores);
     free (self->dirty);
     msgpack_sbuffer_destroy (&self->batch_out);
     msgpack_sbuffer_destroy (&self->out);
@@ -323,8 +327,7 @@ s_run_checkout (self_t *self, cart_partition_t *part, const cart_request_t *req,
         return rc;
     }
     s_encode_view (self, &view);
-    cart_partition_drop (part, key, req->customer, req->customer_len);
-    return CART_OK;
+    return cart_apply (part, req, key, NULL);
 }
 
 //  Tells which limit an ADD that conflicted would have passed.
@@ -350,8 +353,7 @@ static int
 s_run_add (self_t *self, cart_partition_t *part, const cart_request_t *req, uint64_t key)
 {
     cart_item_t stored;
-    int rc = cart_partition_add (part, key, req->customer, req->customer_len, &req->item,
-                                 &stored);
+    int rc = cart_apply (part, req, key, &stored);
     if (rc == CART_OK || rc == CART_CREATED)
         cart_reply_encode_item (&self->pk, &stored);
     else if (rc == CART_CONFLICT)
@@ -372,9 +374,7 @@ static int
 s_run_set (self_t *self, cart_partition_t *part, const cart_request_t *req, uint64_t key)
 {
     cart_item_t stored;
-    int rc = cart_partition_set_count (part, key, req->customer, req->customer_len,
-                                       req->item.id, req->item.id_len, req->item.count,
-                                       &stored);
+    int rc = cart_apply (part, req, key, &stored);
     if (rc == CART_OK)
         cart_reply_encode_item (&self->pk, &stored);
     else if (rc == CART_NOT_FOUND)
@@ -388,8 +388,7 @@ static int
 s_run_remove (self_t *self, cart_partition_t *part, const cart_request_t *req,
               uint64_t key)
 {
-    int rc = cart_partition_remove (part, key, req->customer, req->customer_len,
-                                    req->item.id, req->item.id_len);
+    int rc = cart_apply (part, req, key, NULL);
     if (rc == CART_NOT_FOUND)
         s_item_not_found (self, req);
     else if (rc != CART_DELETED)
@@ -432,66 +431,45 @@ s_run (self_t *self, int32_t *changed)
         return CART_BAD_REQUEST;
     }
     int status = s_runs[req.op](self, self->partitions[slot], &req, header->key);
-    if (cart_op_writes (req.op) &&
-        (status == CART_OK || status == CART_CREATED || status == CART_DELETED))
+    if (cart_apply_changed (&req, status))
         *changed = slot;
     return status;
 }
 
 //  --------------------------------------------------------------------------
-//  Recovery: each shard's log replayed through the same functions that
-//  serve requests, before the worker registers with the broker
-
-typedef struct {
-    self_t *self;
-    size_t slot;
-} replay_t;
-
-static int
-s_replay (void *arg, const void *payload, size_t size)
-{
-    replay_t *replay = (replay_t *)arg;
-    self_t *self = replay->self;
-    cart_request_t req;
-    if (cart_request_decode (payload, size, &req, NULL))
-        return -1;
-    self->out.size = 0;
-    uint64_t key = cart_hash_key (req.customer, req.customer_len);
-    //  A record of another shard (a log copied or swapped by hand, or from
-    //  a cluster of another size) would hide its cart where no request looks
-    if (cart_ring_shard (key, self->cluster_shards) != self->shards[replay->slot])
-        return -1;
-    s_runs[req.op](self, self->partitions[replay->slot], &req, key);
-    return 0;
-}
+//  Recovery: each shard's snapshot and log, before the worker registers
+//  with the broker (cart_store.h)
 
 static int
 s_recover (self_t *self, const cart_worker_config_t *config, const char **error)
 {
-    cart_log_options_t options = {.dir = config->data_dir,
-                                  .fsync = config->fsync,
-                                  .repair = config->repair,
-                                  .verbose = config->verbose};
-    self->logs = (cart_log_t **)calloc (self->n_shards, sizeof (cart_log_t *));
+    cart_store_options_t options = {.log = {.dir = config->data_dir,
+                                            .fsync = config->fsync,
+                                            .repair = config->repair,
+                                            .verbose = config->verbose},
+                                    .shards = self->cluster_shards,
+                                    .compact_min = config->compact_min,
+                                    .compact_factor = config->compact_factor};
+    self->stores = (cart_store_t **)calloc (self->n_shards, sizeof (cart_store_t *));
     self->dirty = (bool *)calloc (self->n_shards, sizeof (bool));
-    assert (self->logs && self->dirty);
+    assert (self->stores && self->dirty);
     int64_t start = zclock_usecs ();
-    uint64_t records = 0;
+    uint64_t records = 0, carts = 0;
     for (size_t i = 0; i < self->n_shards; i++) {
         if (i == 0 && cart_log_claim_dir (config->data_dir, self->cluster_shards, error))
             return -1;
-        replay_t replay = {self, i};
-        self->logs[i] =
-            cart_log_open (&options, self->shards[i], s_replay, &replay, error);
-        if (!self->logs[i])
+        self->stores[i] =
+            cart_store_open (&options, self->shards[i], self->partitions[i], error);
+        if (!self->stores[i])
             return -1;
-        records += cart_log_stats (self->logs[i])->records;
+        records += cart_store_stats (self->stores[i])->replayed;
+        carts += cart_store_stats (self->stores[i])->snapshot.carts;
     }
-    if (records || self->verbose)
-        zsys_info ("worker: recovered %zu shard(s) from %s: %llu change(s) replayed in "
-                   "%.3f s",
-                   self->n_shards, config->data_dir, (unsigned long long)records,
-                   (double)(zclock_usecs () - start) / 1e6);
+    if (records || carts || self->verbose)
+        zsys_info ("worker: recovered %zu shard(s) from %s: %llu cart(s) from snapshots "
+                   "and %llu change(s) replayed in %.3f s",
+                   self->n_shards, config->data_dir, (unsigned long long)carts,
+                   (unsigned long long)records, (double)(zclock_usecs () - start) / 1e6);
     return 0;
 }
 
@@ -509,14 +487,15 @@ s_handle_request (self_t *self)
                             .status = (uint16_t)status,
                             .shard = self->msg.header.shard,
                             .corr = self->msg.header.corr};
-    if (!self->logs) {
+    if (!self->stores) {
         cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);
         cart_msg_send (self->sock, NULL, &header, &body); //  dropped when full
         return;
     }
     if (changed >= 0) {
-        int rc = cart_log_append (self->logs[changed], cart_msg_body (&self->msg),
-                                  cart_msg_body_size (&self->msg));
+        int rc =
+            cart_log_append (cart_store_log (self->stores[changed]),
+                             cart_msg_body (&self->msg), cart_msg_body_size (&self->msg));
         assert (rc == 0); //  a request body is at most CART_REQUEST_WIRE_MAX
         self->dirty[changed] = true;
     }
@@ -535,16 +514,19 @@ static void
 s_flush (self_t *self)
 {
     const char *error = NULL;
-    for (size_t i = 0; i < self->n_shards && self->logs; i++)
+    for (size_t i = 0; i < self->n_shards && self->stores; i++)
         if (self->dirty[i] && !error)
-            cart_log_commit (self->logs[i], &error);
+            cart_log_commit (cart_store_log (self->stores[i]), &error);
     //  After a failure no change of the batch is written later either: each
-    //  is answered as failed
-    for (size_t i = 0; i < self->n_shards && self->logs; i++)
+    //  is answered as failed. Otherwise a shard whose log has grown enough
+    //  starts its compaction (a rotation; the rest runs in another thread)
+    for (size_t i = 0; i < self->n_shards && self->stores; i++)
         if (self->dirty[i]) {
             self->dirty[i] = false;
             if (error)
-                cart_log_discard (self->logs[i]);
+                cart_log_discard (cart_store_log (self->stores[i]));
+            else
+                cart_store_tick (self->stores[i]);
         }
     char text[600];
     if (error)
@@ -671,8 +653,11 @@ s_drain (self_t *self, int wait_ms)
 static void
 s_rehash (self_t *self)
 {
-    for (size_t i = 0; i < self->n_shards; i++)
+    for (size_t i = 0; i < self->n_shards; i++) {
         cart_partition_rehash_step (self->partitions[i], CART_REHASH_BUCKETS);
+        if (self->stores && !self->failed)
+            cart_store_tick (self->stores[i]); //  a compaction's end, or one left
+    }
 }
 
 static void
@@ -818,4 +803,48 @@ cart_workers_failure (cart_workers_t *self)
             zstr_free (&text);
         }
     return self->failure[0] ? self->failure : NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Command-line options
+
+const char cart_worker_durable_help[] =
+    "  --fsync POLICY   with a data directory: always (a reply waits for the\n"
+    "                   disk), everysec (at most about 1 s of changes lost in\n"
+    "                   a crash of the machine) or no (default everysec)\n"
+    "  --repair         cut a damaged log at the damage, keeping a copy\n"
+    "  --compact-min SIZE\n"
+    "                   a shard's log is compacted into a snapshot once it\n"
+    "                   holds SIZE bytes (k, m, g: KiB, MiB, GiB; default 64m)\n"
+    "  --compact-factor F\n"
+    "                   ... and F times its last snapshot (default 2)\n";
+
+int
+cart_worker_durable_option (cart_worker_config_t *config, int opt, const char *arg,
+                            const char **error)
+{
+    switch (opt) {
+        case 'F':
+            if (cart_fsync_parse (arg, &config->fsync) == 0)
+                return 0;
+            *error = cart_errorf ("--fsync is always, everysec or no, not '%s'", arg);
+            return -1;
+        case 'R':
+            config->repair = true;
+            return 0;
+        case 'C':
+            if (cart_args_bytes (arg, 4096, 1ULL << 40, &config->compact_min) == 0)
+                return 0;
+            *error =
+                cart_errorf ("--compact-min is a size from 4k to 1024g, not '%s'", arg);
+            return -1;
+        case 'X':
+            if (cart_args_real (arg, 1.1, 1000, &config->compact_factor) == 0)
+                return 0;
+            *error = cart_errorf (
+                "--compact-factor is a number from 1.1 to 1000, not '%s'", arg);
+            return -1;
+        default:
+            return 1;
+    }
 }

@@ -40,6 +40,9 @@ typedef struct {
     const char *data_dir;    //  where the shards' logs live; NULL: in memory
     cart_fsync_t fsync;      //  with data_dir: when a change reaches the disk
     bool repair;             //  cut a damaged log instead of refusing to start
+    uint64_t compact_min;    //  with data_dir: log bytes before a snapshot is
+                             //  considered; 0: CART_COMPACT_MIN (cart_store.h)
+    double compact_factor;   //  and log bytes over snapshot bytes; 0: default
     int heartbeat_ms;        //  0: CART_HEARTBEAT_MS
     int liveness;            //  0: CART_LIVENESS
     bool verbose;
@@ -67,6 +70,23 @@ void cart_workers_destroy (cart_workers_t **self_p);
 //  Why a worker of the set gave up (the broker refused it for good), or
 //  NULL while none has. Does not wait.
 const char *cart_workers_failure (cart_workers_t *self);
+
+//  The durability options that shard_worker and cartd share (each has its
+//  own --data-dir): their getopt_long entries, their --help lines, and
+//  their parsing.
+#define CART_WORKER_DURABLE_OPTIONS                                                      \
+    {"fsync", required_argument, NULL, 'F'}, {"repair", no_argument, NULL, 'R'},         \
+        {"compact-min", required_argument, NULL, 'C'},                                   \
+    {                                                                                    \
+        "compact-factor", required_argument, NULL, 'X'                                   \
+    }
+#define CART_WORKER_DURABLE_SHORT "F:RC:X:"
+extern const char cart_worker_durable_help[];
+
+//  Applies option opt (its argument arg) to config. Returns 0, 1 when opt
+//  is not one of them, or -1 with *error set on a bad value.
+int cart_worker_durable_option (cart_worker_config_t *config, int opt, const char *arg,
+                                const char **error);
 
 //  The actor itself, for zactor_new; args is a cart_worker_config_t *.
 void cart_worker_actor (zsock_t *pipe, void *args);

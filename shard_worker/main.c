@@ -17,19 +17,17 @@ s_help (FILE *out)
              "                   (default 4)\n"
              "  --broker EP      the broker's backend (default tcp://127.0.0.1:5556)\n"
              "  --threads N      worker threads sharing the shards, 1..64 (default 1)\n"
-             "  --data-dir DIR   keep each shard's changes in DIR/shard-K.log and\n"
-             "                   replay them at start (default: in memory only)\n"
-             "  --fsync POLICY   with --data-dir: always (a reply waits for the disk),\n"
-             "                   everysec (at most about 1 s of changes lost in a\n"
-             "                   crash of the machine) or no (default everysec)\n"
-             "  --repair         cut a damaged log at the damage, keeping a copy\n"
+             "  --data-dir DIR   keep each shard's carts in DIR (a snapshot and a\n"
+             "                   log a shard) and load them at start (default: in\n"
+             "                   memory only)\n"
+             "%s"
              "  --heartbeat MS   heartbeat interval (default %d)\n"
              "  --verbose        log registrations and reconnections\n"
              "  --help           this text\n\n"
              "Each shard is owned by one thread. SIGINT or SIGTERM stops the workers.\n"
              "Exits 1 when the broker refuses them: a listed shard has another live\n"
              "worker, or the shard count or heartbeat differs from the broker's.\n",
-             CART_HEARTBEAT_MS);
+             cart_worker_durable_help, CART_HEARTBEAT_MS);
 }
 
 static bool
@@ -48,8 +46,7 @@ main (int argc, char **argv)
                                             {"broker", required_argument, NULL, 'b'},
                                             {"threads", required_argument, NULL, 't'},
                                             {"data-dir", required_argument, NULL, 'D'},
-                                            {"fsync", required_argument, NULL, 'F'},
-                                            {"repair", no_argument, NULL, 'R'},
+                                            CART_WORKER_DURABLE_OPTIONS,
                                             {"heartbeat", required_argument, NULL, 'H'},
                                             {"verbose", no_argument, NULL, 'v'},
                                             {"help", no_argument, NULL, 'h'},
@@ -61,22 +58,19 @@ main (int argc, char **argv)
                                    .fsync = CART_FSYNC_EVERYSEC};
     long threads = 1, number;
     int opt;
-    while ((opt = getopt_long (argc, argv, "s:S:b:t:D:F:RH:vh", options, NULL)) != -1) {
+    const char *error = NULL;
+    while ((opt = getopt_long (argc, argv, "s:S:b:t:D:H:vh" CART_WORKER_DURABLE_SHORT,
+                               options, NULL)) != -1) {
+        int durable = cart_worker_durable_option (&config, opt, optarg, &error);
+        if (durable == -1) {
+            fprintf (stderr, "shard_worker: %s\n", error);
+            return 2;
+        }
+        if (durable == 0)
+            continue;
         switch (opt) {
             case 'D':
                 config.data_dir = optarg;
-                break;
-            case 'F':
-                if (cart_fsync_parse (optarg, &config.fsync)) {
-                    fprintf (stderr,
-                             "shard_worker: --fsync is always, everysec or no, "
-                             "not '%s'\n",
-                             optarg);
-                    return 2;
-                }
-                break;
-            case 'R':
-                config.repair = true;
                 break;
             case 'S':
                 if (cart_args_number (optarg, 1, CART_SHARDS_MAX, &number))
@@ -114,7 +108,6 @@ main (int argc, char **argv)
 
     config.shards = shards;
     config.n_shards = n_shards;
-    const char *error = NULL;
     cart_workers_t *workers = cart_workers_new (&config, (size_t)threads, &error);
     if (!workers) {
         fprintf (stderr, "shard_worker: %s\n", error);

@@ -202,7 +202,7 @@ s_open (const cart_log_options_t *options, uint32_t shard, s_list_t *got)
 {
     const char *error = NULL;
     s_list_clear (got);
-    cart_log_t *log = cart_log_open (options, shard, s_replay, got, &error);
+    cart_log_t *log = cart_log_open (options, shard, 0, s_replay, got, &error);
     if (!log)
         print_error ("open: %s\n", error ? error : "(no error)");
     assert_non_null (log);
@@ -425,7 +425,7 @@ test_truncation (void **state)
         s_quiet_begin (self);
         const char *error = NULL;
         s_list_clear (&got);
-        cart_log_t *log = cart_log_open (&options, 0, s_replay, &got, &error);
+        cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
         char *logged = s_quiet_end ();
         if (!log)
             print_error ("cut at %llu: %s\n", (unsigned long long)cut, error);
@@ -500,7 +500,7 @@ test_flipped_small (void **state)
         s_quiet_begin (self);
         const char *error = NULL;
         s_list_clear (&got);
-        cart_log_t *log = cart_log_open (&options, 0, s_replay, &got, &error);
+        cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
         char *logged = s_quiet_end ();
         if (record + 1 < COUNT) {
             //  Whole records follow the damage: not a torn end, refused
@@ -583,7 +583,7 @@ test_damage_middle (void **state)
     //  Refused, naming the file and the offset; the file is left as it was
     cart_log_options_t options = s_options (self, CART_FSYNC_NO);
     const char *error = NULL;
-    cart_log_t *log = cart_log_open (&options, 0, s_replay, &got, &error);
+    cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
     assert_null (log);
     assert_non_null (error);
     assert_non_null (strstr (error, self->log_path));
@@ -606,7 +606,7 @@ test_damage_middle (void **state)
     s_quiet_begin (self);
     s_list_clear (&got);
     error = NULL;
-    log = cart_log_open (&options, 0, s_replay, &got, &error);
+    log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
     char *logged = s_quiet_end ();
     if (!log)
         print_error ("repair: %s\n", error);
@@ -675,7 +675,7 @@ test_damage_boundary (void **state)
         s_quiet_begin (self);
         const char *error = NULL;
         s_list_clear (&got);
-        cart_log_t *log = cart_log_open (&options, 0, s_replay, &got, &error);
+        cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
         char *logged = s_quiet_end ();
         if (!log)
             print_error ("record %zu: %s\n", tails[t], error);
@@ -700,7 +700,7 @@ test_damage_boundary (void **state)
         s_write_file (self->log_path, damaged, size);
         const char *error = NULL;
         s_list_clear (&got);
-        cart_log_t *log = cart_log_open (&options, 0, s_replay, &got, &error);
+        cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
         assert_null (log);
         char needle[64];
         snprintf (needle, sizeof (needle), "offset %llu", (unsigned long long)offset);
@@ -740,7 +740,7 @@ test_out_of_place (void **state)
     s_write_file (self->log_path, twice, 2 * size);
     s_quiet_begin (self);
     const char *error = NULL;
-    cart_log_t *log = cart_log_open (&options, 0, s_replay, &got, &error);
+    cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
     free (s_quiet_end ());
     if (!log)
         print_error ("open: %s\n", error);
@@ -765,7 +765,7 @@ test_out_of_place (void **state)
     s_write_file (self->log_path, spliced, size + block);
     error = NULL;
     s_list_clear (&got);
-    log = cart_log_open (&options, 0, s_replay, &got, &error);
+    log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
     assert_null (log);
     char needle[64];
     snprintf (needle, sizeof (needle), "offset %zu", offset);
@@ -796,7 +796,7 @@ test_one_writer (void **state)
         //  A failed open must not release the holder's lock either
         const char *error = NULL;
         s_list_clear (&got);
-        cart_log_t *second = cart_log_open (&options, 3, s_replay, &got, &error);
+        cart_log_t *second = cart_log_open (&options, 3, 0, s_replay, &got, &error);
         assert_null (second);
         assert_non_null (error);
         if (!strstr (error, pid))
@@ -839,7 +839,7 @@ test_replay_refuses (void **state)
     cart_log_options_t options = s_options (self, CART_FSYNC_NO);
     got.refuse_at = REFUSED;
     const char *error = NULL;
-    cart_log_t *log = cart_log_open (&options, 0, s_replay, &got, &error);
+    cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
     assert_null (log);
     assert_non_null (error);
     char needle[64];
@@ -867,7 +867,7 @@ test_replay_refuses (void **state)
     got.refuse_at = 0;
     s_list_clear (&got);
     error = NULL;
-    log = cart_log_open (&options, 0, s_replay, &got, &error);
+    log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
     assert_null (log);
     assert_non_null (strstr (error, "offset 0"));
 
@@ -1122,7 +1122,7 @@ s_worker (void *args)
     cart_log_options_t options = {.dir = self->dir, .fsync = CART_FSYNC_EVERYSEC};
     for (int round = 0; round < CONC_ROUNDS; round++) {
         const char *error = NULL;
-        cart_log_t *log = cart_log_open (&options, self->shard, s_ignore, NULL, &error);
+        cart_log_t *log = cart_log_open (&options, self->shard, 0, s_ignore, NULL, &error);
         if (!log || cart_log_append (log, &round, sizeof (round)) ||
             cart_log_commit (log, &error))
             atomic_fetch_add (self->failures, 1);
