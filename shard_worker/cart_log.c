@@ -309,6 +309,9 @@ s_scan (const char *path, const uint8_t *data, size_t size, cart_log_scan_t *sca
                                   "be applied",
                                   path, (unsigned long long)offset,
                                   (unsigned long long)number);
+            scan->refused = true;
+            scan->fault_at = offset;
+            scan->bytes = offset;
             return -1;
         } else
             scan->records++;
@@ -358,14 +361,33 @@ cart_log_scan (const char *path, cart_log_scan_t *scan, const char **error)
     return rc;
 }
 
+//  A copy of a message in the thread's error buffer, to build on (a
+//  message may not be formatted from the buffer it is written to).
+static const char *
+s_copy (const char *message)
+{
+    static __thread char copy[512];
+    snprintf (copy, sizeof (copy), "%s", message);
+    return copy;
+}
+
 //  Reads the log through; on damage, decides between a cut (a torn tail,
 //  or --repair) and a refusal. Returns 0 or -1.
 static int
 s_read_through (cart_log_t *self, const cart_log_options_t *options,
                 cart_log_scan_t *scan, const char **error)
 {
-    if (s_scan_fd (self->fd, self->path, scan, error))
-        return -1;
+    if (s_scan_fd (self->fd, self->path, scan, error)) {
+        //  A whole record that cannot be applied is damage too, for a
+        //  repair: it changed nothing, and the log is cut before it
+        if (scan->refused && !options->repair)
+            *error = cart_errorf ("%s (--repair cuts the log there, keeping a copy)",
+                                  s_copy (*error));
+        if (!scan->refused || !options->repair)
+            return -1;
+        fprintf (stderr, "cart_log: %s\n", *error);
+        scan->fault = "a record cannot be applied";
+    }
     if (scan->fault) {
         if (!scan->torn && !options->repair) {
             *error =

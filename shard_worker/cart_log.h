@@ -148,6 +148,7 @@ typedef struct {
     const char *fault;    //  the first damage (a literal), or NULL
     uint64_t fault_at;    //  its offset
     bool torn;            //  the damage looks like a torn last write
+    bool refused;         //  replay refused the record at fault_at
 } cart_log_scan_t;
 
 //  Reads path through, stopping at the first damage (scan->fault).

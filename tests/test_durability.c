@@ -6,7 +6,10 @@
     was refused before reaching the worker (503) is. Run with --fsync
     always and with everysec: a process's crash loses nothing either way
     (its writes are in the kernel); everysec risks the last second only
-    when the machine itself goes down, which a test cannot do here.
+    when the machine itself goes down, which a test cannot do here. A
+    third run compacts the logs all the time (--compact-min 4k), so that
+    kills land during snapshots and rotations; after each restart
+    `cartctl check-data` must find every file whole.
 
     Every wait is on a reply or a process's output, with a deadline.
 */
@@ -34,6 +37,7 @@ typedef struct {
     char backend[128];
     char dir[64];
     const char *fsync;
+    bool compact; //  compact the logs as often as possible
     pid_t broker;
     pid_t worker;
     cart_client_t *client;
@@ -47,9 +51,13 @@ s_start_worker (cluster_t *self)
 {
     char line[512], shards[8];
     snprintf (shards, sizeof (shards), "%d", SHARDS);
+    //  --compact-min's least, and a factor that compacts at about each
+    //  doubling of the data
+    const char *compact = self->compact ? "--compact-min" : NULL;
     self->worker = test_spawn (line, sizeof (line), "shard_worker", "--broker",
                                self->backend, "--shards", shards, "--shard", "0-1",
-                               "--data-dir", self->dir, "--fsync", self->fsync, NULL);
+                               "--data-dir", self->dir, "--fsync", self->fsync, compact,
+                               "4k", "--compact-factor", "1.1", NULL);
 }
 
 //  The customer and item of add number n
@@ -163,12 +171,39 @@ s_check (cluster_t *self, int upto)
     assert_true (acked > 0);
 }
 
+//  cartctl check-data on the directory: every file whole (the worker runs:
+//  its latest write may be torn, which counts as whole).
 static void
-s_run (const char *fsync)
+s_check_data (cluster_t *self)
+{
+    char out[8192];
+    int rc =
+        test_run (out, sizeof (out), 30000, "cartctl", "check-data", self->dir, NULL);
+    if (rc != 0)
+        print_error ("cartctl check-data %s:\n%s\n", self->dir, out);
+    assert_int_equal (rc, 0);
+}
+
+//  How many shards have a snapshot in the directory.
+static int
+s_snapshots (cluster_t *self)
+{
+    int found = 0;
+    for (int shard = 0; shard < SHARDS; shard++) {
+        char path[128];
+        snprintf (path, sizeof (path), "%s/shard-%d.snap", self->dir, shard);
+        found += access (path, F_OK) == 0;
+    }
+    return found;
+}
+
+static void
+s_run (const char *fsync, bool compact)
 {
     cluster_t *self = &s_cluster;
     memset (self, 0, sizeof (*self));
     self->fsync = fsync;
+    self->compact = compact;
     snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
     assert_non_null (mkdtemp (self->dir));
     char line[512], shards[8];
@@ -193,7 +228,10 @@ s_run (const char *fsync)
                  2 * WINDOW + (int)(rand_r (&seed) % (PER_ROUND - 2 * WINDOW)));
         s_start_worker (self);
         s_check (self, (round + 1) * PER_ROUND);
+        s_check_data (self);
     }
+    if (compact)
+        assert_int_equal (s_snapshots (self), SHARDS);
     cart_client_destroy (&self->client);
     test_kill (&self->worker, SIGTERM);
     test_kill (&self->broker, SIGTERM);
@@ -205,13 +243,20 @@ s_run (const char *fsync)
 static void
 test_kill9_fsync_always (void **state)
 {
-    s_run ("always");
+    s_run ("always", false);
+}
+
+//  Kills land while logs are rotated and snapshots written
+static void
+test_kill9_while_compacting (void **state)
+{
+    s_run ("always", true);
 }
 
 static void
 test_kill9_fsync_everysec (void **state)
 {
-    s_run ("everysec");
+    s_run ("everysec", false);
 }
 
 //  cartd keeps its data by default: started on a directory that does not
@@ -243,6 +288,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_kill9_fsync_always),
         cmocka_unit_test (test_kill9_fsync_everysec),
+        cmocka_unit_test (test_kill9_while_compacting),
         cmocka_unit_test (test_cartd_makes_its_data_dir),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -870,6 +870,28 @@ test_replay_refuses (void **state)
     log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
     assert_null (log);
     assert_non_null (strstr (error, "offset 0"));
+    assert_non_null (strstr (error, "--repair"));
+
+    //  --repair cuts the log before the record refused, keeping a copy
+    options.repair = true;
+    got.refuse_at = REFUSED;
+    s_list_clear (&got);
+    s_quiet_begin (self);
+    log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
+    free (s_quiet_end ());
+    assert_non_null (log);
+    s_assert_prefix (&got, &want, REFUSED);
+    assert_int_equal (cart_log_stats (log)->cut_at, starts[REFUSED]);
+    assert_int_equal (cart_log_sequence (log), REFUSED);
+    cart_log_close (&log);
+    assert_int_equal (s_file_size (self->log_path), (long long)starts[REFUSED]);
+    char copy_path[192];
+    s_damaged_path (self, starts[REFUSED], copy_path, sizeof (copy_path));
+    size_t kept_size;
+    uint8_t *kept = s_read_file (copy_path, &kept_size);
+    assert_int_equal (kept_size, size);
+    assert_memory_equal (kept, original, size);
+    free (kept);
 
     free (original);
     s_list_clear (&want);
@@ -1122,7 +1144,8 @@ s_worker (void *args)
     cart_log_options_t options = {.dir = self->dir, .fsync = CART_FSYNC_EVERYSEC};
     for (int round = 0; round < CONC_ROUNDS; round++) {
         const char *error = NULL;
-        cart_log_t *log = cart_log_open (&options, self->shard, 0, s_ignore, NULL, &error);
+        cart_log_t *log =
+            cart_log_open (&options, self->shard, 0, s_ignore, NULL, &error);
         if (!log || cart_log_append (log, &round, sizeof (round)) ||
             cart_log_commit (log, &error))
             atomic_fetch_add (self->failures, 1);

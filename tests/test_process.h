@@ -14,16 +14,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-//  Fills argv[16] for BIN_DIR/program and the NULL-terminated args.
+#define TEST_ARGS_MAX 32 //  a program's argv, its NULL included
+
+//  Fills argv[TEST_ARGS_MAX] for BIN_DIR/program and the NULL-terminated
+//  args; more args than fit fail the test.
 static inline void
 s_test_argv (char **argv, char *path, size_t path_size, const char *program, va_list args)
 {
     snprintf (path, path_size, "%s/%s", CART_BIN_DIR, program);
     argv[0] = path;
     int argc = 1;
-    while ((argv[argc] = va_arg (args, char *)) && argc < 15)
+    while ((argv[argc] = va_arg (args, char *))) {
         argc++;
-    argv[argc] = NULL;
+        assert_true (argc < TEST_ARGS_MAX);
+    }
 }
 
 //  Starts BIN_DIR/program with args (NULL-terminated) and returns its pid;
@@ -32,7 +36,7 @@ s_test_argv (char **argv, char *path, size_t path_size, const char *program, va_
 static pid_t
 test_spawn (char *line, size_t line_size, const char *program, ...)
 {
-    char *argv[16];
+    char *argv[TEST_ARGS_MAX];
     char path[512];
     va_list args;
     va_start (args, program);
@@ -71,7 +75,7 @@ test_spawn (char *line, size_t line_size, const char *program, ...)
 static inline int
 test_run (char *out, size_t out_size, int timeout_ms, const char *program, ...)
 {
-    char *argv[16];
+    char *argv[TEST_ARGS_MAX];
     char path[512];
     va_list args;
     va_start (args, program);
