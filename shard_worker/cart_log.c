@@ -347,17 +347,31 @@ s_scan_fd (int fd, const char *path, cart_log_scan_t *scan, const char **error)
 }
 
 int
-cart_log_scan (const char *path, cart_log_scan_t *scan, const char **error)
+cart_log_scan_fd (int fd, const char *path, cart_log_scan_t *scan, const char **error)
+{
+    return fd == -1 ? 1 : s_scan_fd (fd, path, scan, error);
+}
+
+int
+cart_log_open_file (const char *path, const char **error)
 {
     int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1 && errno == ENOENT)
-        return 1;
-    if (fd == -1) {
+    if (fd == -1 && errno != ENOENT) {
         *error = cart_errorf ("cannot open '%s': %s", path, strerror (errno));
-        return -1;
+        return -2;
     }
-    int rc = s_scan_fd (fd, path, scan, error);
-    close (fd);
+    return fd;
+}
+
+int
+cart_log_scan (const char *path, cart_log_scan_t *scan, const char **error)
+{
+    int fd = cart_log_open_file (path, error);
+    if (fd == -2)
+        return -1;
+    int rc = cart_log_scan_fd (fd, path, scan, error);
+    if (fd != -1)
+        close (fd);
     return rc;
 }
 

@@ -156,6 +156,16 @@ typedef struct {
 //  cannot be read or replay refused a record.
 int cart_log_scan (const char *path, cart_log_scan_t *scan, const char **error);
 
+//  The same on a file opened with cart_log_open_file (fd -1: none; path
+//  names it in messages), for a reader that must hold several files of a
+//  shard at once while a worker may rename them.
+int cart_log_scan_fd (int fd, const char *path, cart_log_scan_t *scan,
+                      const char **error);
+
+//  Opens path to read. Returns the descriptor, -1 when there is no such
+//  file, or -2 with *error set.
+int cart_log_open_file (const char *path, const char **error);
+
 //  Starts a new log: the current one is given a second name
 //  (shard-K.log.old) and a new empty file takes shard-K.log, locked, in
 //  one rename (under CART_FSYNC_ALWAYS the directory is synced before

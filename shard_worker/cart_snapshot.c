@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cart_body.h"
@@ -105,8 +106,8 @@ cart_snapshot_write (const char *dir, uint32_t shard, uint32_t shards, uint64_t 
     if (info) {
         *info = (cart_snapshot_info_t){
             .present = true, .covered = covered, .carts = carts, .items = items};
-        cart_log_scan_t scan = {0};
-        info->bytes = cart_log_scan (path, &scan, error) == 0 ? scan.size : 0;
+        struct stat made;
+        info->bytes = stat (path, &made) == 0 ? (uint64_t)made.st_size : 0;
     }
     return 0;
 }
@@ -215,20 +216,15 @@ s_load (void *arg, const void *payload, size_t size)
 }
 
 int
-cart_snapshot_load (const char *dir, uint32_t shard, uint32_t shards,
-                    cart_partition_t *part, cart_snapshot_info_t *info,
-                    const char **error)
+cart_snapshot_load_fd (int fd, const char *path, uint32_t shard, uint32_t shards,
+                       cart_partition_t *part, cart_snapshot_info_t *info,
+                       const char **error)
 {
     *info = (cart_snapshot_info_t){0};
-    char path[520];
-    if (cart_log_file (path, sizeof (path), dir, shard, CART_FILE_SNAPSHOT)) {
-        *error = "the data directory's path is too long";
-        return -1;
-    }
     load_t load = {.part = part, .shard = shard, .shards = shards, .info = info};
     cart_log_scan_t scan = {.replay = s_load, .arg = &load};
     const char *fault = NULL;
-    int rc = cart_log_scan (path, &scan, &fault);
+    int rc = cart_log_scan_fd (fd, path, &scan, &fault);
     if (rc == 1)
         return 0;
     info->present = true;
@@ -249,4 +245,24 @@ cart_snapshot_load (const char *dir, uint32_t shard, uint32_t shards,
         return -1;
     }
     return 0;
+}
+
+int
+cart_snapshot_load (const char *dir, uint32_t shard, uint32_t shards,
+                    cart_partition_t *part, cart_snapshot_info_t *info,
+                    const char **error)
+{
+    *info = (cart_snapshot_info_t){0};
+    char path[520];
+    if (cart_log_file (path, sizeof (path), dir, shard, CART_FILE_SNAPSHOT)) {
+        *error = "the data directory's path is too long";
+        return -1;
+    }
+    int fd = cart_log_open_file (path, error);
+    if (fd == -2)
+        return -1;
+    int rc = cart_snapshot_load_fd (fd, path, shard, shards, part, info, error);
+    if (fd != -1)
+        close (fd);
+    return rc;
 }

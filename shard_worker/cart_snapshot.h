@@ -55,4 +55,10 @@ int cart_snapshot_load (const char *dir, uint32_t shard, uint32_t shards,
                         cart_partition_t *part, cart_snapshot_info_t *info,
                         const char **error);
 
+//  The same from a file opened with cart_log_open_file (fd -1: none; path
+//  names it in messages).
+int cart_snapshot_load_fd (int fd, const char *path, uint32_t shard, uint32_t shards,
+                           cart_partition_t *part, cart_snapshot_info_t *info,
+                           const char **error);
+
 #endif

@@ -98,6 +98,18 @@ s_replay (void *arg, const void *payload, size_t size)
     return -1;
 }
 
+//  Adds to a refused record's message why replay refused it.
+static int
+s_scan_result (replay_t *replay, int rc, const char **error)
+{
+    if (rc == -1 && replay && *replay->why) {
+        char where[400];
+        snprintf (where, sizeof (where), "%s", *error);
+        *error = cart_errorf ("%s: %s", where, replay->why);
+    }
+    return rc;
+}
+
 //  Scans one of shard's files, replaying its records after scan->after
 //  into replay->part (replay may be NULL: check only). Returns as
 //  cart_log_scan does, with the reason of a refused record in *error.
@@ -108,13 +120,7 @@ s_scan (const char *dir, uint32_t shard, cart_file_t which, replay_t *replay,
     cart_log_file (path, 520, dir, shard, which);
     scan->replay = replay ? s_replay : NULL;
     scan->arg = replay;
-    int rc = cart_log_scan (path, scan, error);
-    if (rc == -1 && replay && *replay->why) {
-        char where[400];
-        snprintf (where, sizeof (where), "%s", *error);
-        *error = cart_errorf ("%s: %s", where, replay->why);
-    }
-    return rc;
+    return s_scan_result (replay, cart_log_scan (path, scan, error), error);
 }
 
 //  Replays the old log (if any) into replay->part after `after`. Returns
@@ -350,14 +356,8 @@ cart_store_open (const cart_store_options_t *options, uint32_t shard,
     if (rc == 0)
         rc = s_replay_old (self->dir, shard, &replay, &old, &self->old_log, error);
     if (rc == 0 && cart_log_replay (self->log, &self->options.log, s_last (&old),
-                                    s_replay, &replay, error)) {
-        if (*self->why) {
-            char where[400];
-            snprintf (where, sizeof (where), "%s", *error);
-            *error = cart_errorf ("%s: %s", where, self->why);
-        }
-        rc = -1;
-    }
+                                    s_replay, &replay, error))
+        rc = s_scan_result (&replay, -1, error);
     if (rc) {
         s_destroy (self);
         return NULL;
@@ -466,37 +466,56 @@ cart_store_check (const char *dir, uint32_t shard, uint32_t shards, FILE *out,
                  "  in use by process %ld: its latest writes may show as a torn "
                  "tail\n",
                  holder);
-    cart_partition_t *part = cart_partition_new ();
-    char why[300] = "", path[520];
-    replay_t replay = {part, shard, shards, why};
-    cart_snapshot_info_t info;
+    //  Opened in the order a backup copies them (README), so that a
+    //  compaction of the running worker cannot leave a gap between them
+    static const cart_file_t order[3] = {CART_FILE_LOG, CART_FILE_OLD_LOG,
+                                         CART_FILE_SNAPSHOT};
+    char paths[3][520];
+    int fds[3];
     int failed = 0;
-    cart_log_file (path, sizeof (path), dir, shard, CART_FILE_SNAPSHOT);
-    if (cart_snapshot_load (dir, shard, shards, part, &info, error)) {
-        fprintf (out, "  %s: FAILED: %s\n", path, *error);
-        cart_partition_destroy (&part);
-        return -1;
+    for (int i = 0; i < 3; i++) {
+        cart_log_file (paths[i], sizeof (paths[i]), dir, shard, order[i]);
+        fds[i] = cart_log_open_file (paths[i], error);
+        if (fds[i] == -2) {
+            fprintf (out, "  %s: FAILED: %s\n", paths[i], *error);
+            failed = -1;
+        }
     }
-    if (info.present)
+    cart_partition_t *part = cart_partition_new ();
+    char why[300] = "";
+    replay_t replay = {part, shard, shards, why};
+    cart_snapshot_info_t info = {0};
+    if (!failed &&
+        cart_snapshot_load_fd (fds[2], paths[2], shard, shards, part, &info, error)) {
+        fprintf (out, "  %s: FAILED: %s\n", paths[2], *error);
+        failed = -1;
+    } else if (!failed && info.present)
         fprintf (out,
                  "  %s: %llu bytes, %llu carts, %llu items, up to record %llu; "
                  "whole\n",
-                 path, (unsigned long long)info.bytes, (unsigned long long)info.carts,
+                 paths[2], (unsigned long long)info.bytes, (unsigned long long)info.carts,
                  (unsigned long long)info.items, (unsigned long long)info.covered);
-    else
-        fprintf (out, "  %s: none\n", path);
-    cart_log_scan_t old = {.after = info.covered};
-    int rc = s_scan (dir, shard, CART_FILE_OLD_LOG, &replay, &old, path, error);
-    failed |= s_check_report (out, path, rc, &old, false, error);
-    cart_log_scan_t log = {.after = s_last (&old)};
+    else if (!failed)
+        fprintf (out, "  %s: none\n", paths[2]);
+    cart_log_scan_t old = {.after = info.covered, .replay = s_replay, .arg = &replay};
     if (!failed) {
-        rc = s_scan (dir, shard, CART_FILE_LOG, &replay, &log, path, error);
-        failed |= s_check_report (out, path, rc, &log, true, error);
+        int rc = s_scan_result (&replay, cart_log_scan_fd (fds[1], paths[1], &old, error),
+                                error);
+        failed |= s_check_report (out, paths[1], rc, &old, false, error);
+    }
+    cart_log_scan_t log = {.after = s_last (&old), .replay = s_replay, .arg = &replay};
+    if (!failed) {
+        int rc = s_scan_result (&replay, cart_log_scan_fd (fds[0], paths[0], &log, error),
+                                error);
+        failed |= s_check_report (out, paths[0], rc, &log, true, error);
     }
     if (!failed)
         fprintf (out, "  holds %zu carts, %zu items, up to record %llu\n",
                  cart_partition_carts (part), cart_partition_items (part),
                  (unsigned long long)s_last (&log));
     cart_partition_destroy (&part);
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            close (fds[i]);
     return failed ? -1 : 0;
 }
