@@ -107,7 +107,8 @@ s_start (bench_cluster_t *self, const bench_cluster_config_t *config, const char
                                    .shards = list,
                                    .n_shards = config->shards,
                                    .data_dir = config->data_dir,
-                                   .fsync = config->fsync};
+                                   .fsync = config->fsync,
+                                   .compact_min = config->compact_min};
     self->workers = cart_workers_new (&worker, config->workers, error);
     free (list);
     if (!self->workers)

@@ -48,6 +48,7 @@ typedef struct {
     int cpu;              //  the CPU of BENCH_PLACE_ONE, the client's of SPLIT
     const char *data_dir; //  the workers' logs; NULL: in memory
     cart_fsync_t fsync;
+    uint64_t compact_min; //  0: the workers' default (cart_store.h)
 } bench_cluster_config_t;
 
 typedef struct _bench_cluster_t bench_cluster_t;

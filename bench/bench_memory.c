@@ -59,6 +59,7 @@ typedef struct {
     const char *emit;
     const char *data_dir; //  keep the carts there, then time their recovery
     cart_fsync_t fsync;
+    uint64_t compact_min; //  0: the workers' default
     //  Redis's figures, from run_memory.sh (-1: not given)
     double redis_used;
     double redis_rss;
@@ -310,6 +311,8 @@ s_help (FILE *out)
         "                     recovery is timed and checked\n"
         "  --fsync POLICY     with --data-dir: always, everysec or no (default\n"
         "                     everysec)\n"
+        "  --compact-min SIZE with --data-dir: compact a shard's log into a snapshot\n"
+        "                     from SIZE bytes (k, m, g; default the workers' 64m)\n"
         "  --place P          os, one or split (bench_seed --help; default os)\n"
         "  --emit-redis PATH  only write the same carts as Redis HSET commands\n"
         "                     (RESP, for redis-cli --pipe) and exit\n"
@@ -333,6 +336,7 @@ s_parse (int argc, char **argv, options_t *options)
                                           {"emit-redis", required_argument, NULL, 'e'},
                                           {"data-dir", required_argument, NULL, 'D'},
                                           {"fsync", required_argument, NULL, 'F'},
+                                          {"compact-min", required_argument, NULL, 'C'},
                                           {"redis-used", required_argument, NULL, 'u'},
                                           {"redis-rss", required_argument, NULL, 'r'},
                                           {"redis-keys", required_argument, NULL, 'k'},
@@ -359,6 +363,9 @@ s_parse (int argc, char **argv, options_t *options)
         else if (opt == 'D')
             options->data_dir = optarg;
         else if (opt == 'F' && cart_fsync_parse (optarg, &options->fsync) == 0)
+            continue;
+        else if (opt == 'C' &&
+                 cart_args_bytes (optarg, 4096, 1ULL << 40, &options->compact_min) == 0)
             continue;
         else if (opt == 'u')
             options->redis_used = atof (optarg);
@@ -403,7 +410,8 @@ main (int argc, char **argv)
                                      .workers = options.workers,
                                      .place = options.place,
                                      .data_dir = options.data_dir,
-                                     .fsync = options.fsync};
+                                     .fsync = options.fsync,
+                                     .compact_min = options.compact_min};
     const char *error = NULL;
     bench_cluster_t *cluster = bench_cluster_new (&config, &error);
     if (!cluster) {
