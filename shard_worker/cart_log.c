@@ -138,6 +138,8 @@ s_sync_remove (cart_log_t *self)
 
 static int s_sync_dir (const char *dir, const char **error);
 
+#define LOCK_ATTEMPTS 10 //  tries to lock a log another worker is renaming
+
 static int
 s_make_dir (const char *dir, const char **error)
 {
@@ -165,12 +167,26 @@ s_make_dir (const char *dir, const char **error)
 static int
 s_lock (cart_log_t *self, uint32_t shard, const char *dir, const char **error)
 {
-    self->fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->fd == -1) {
-        *error = cart_errorf ("cannot open '%s': %s", self->path, strerror (errno));
-        return -1;
+    //  A worker rotating its log gives the name to a new file: a lock taken
+    //  on the file that had the name a moment before locks nothing (the
+    //  other worker lets go of it once compacted), so the lock counts only
+    //  while the name still leads to the file locked
+    bool locked = false, renamed = true;
+    for (int attempt = 0; attempt < LOCK_ATTEMPTS && renamed; attempt++) {
+        if (self->fd != -1)
+            close (self->fd);
+        self->fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (self->fd == -1) {
+            *error = cart_errorf ("cannot open '%s': %s", self->path, strerror (errno));
+            return -1;
+        }
+        locked = flock (self->fd, LOCK_EX | LOCK_NB) == 0;
+        struct stat held, named;
+        renamed =
+            locked && (fstat (self->fd, &held) == -1 || stat (self->path, &named) == -1 ||
+                       held.st_ino != named.st_ino || held.st_dev != named.st_dev);
     }
-    if (flock (self->fd, LOCK_EX | LOCK_NB) == -1) {
+    if (!locked || renamed) {
         char holder[32] = "";
         int fd = open (self->lock_path, O_RDONLY | O_CLOEXEC);
         ssize_t got = fd == -1 ? -1 : read (fd, holder, sizeof (holder) - 1);
@@ -230,6 +246,10 @@ s_keep_copy (cart_log_t *self, uint64_t offset, const char **error)
     return ok ? 0 : -1;
 }
 
+static const char s_sequence_fault[] = "a record's sequence number is out of order";
+static const char s_gap_fault[] =
+    "records are missing before this one (its sequence number leaves a gap)";
+
 //  Why the record at data[offset..) is not whole and valid, or NULL. The
 //  first record of a file may carry any number up to scan->after + 1 (the
 //  records up to after are already applied, from a snapshot or an older
@@ -250,10 +270,7 @@ s_record_fault (const uint8_t *data, size_t size, uint64_t offset,
         return "a record's checksum does not match";
     uint64_t number = cart_get_be (p + 8, 8);
     if (scan->last ? number != scan->last + 1 : number < 1 || number > scan->after + 1)
-        return scan->last || number <= scan->after
-                   ? "a record's sequence number is out of order"
-                   : "records are missing before this one (its sequence number "
-                     "leaves a gap)";
+        return scan->last || number < 1 ? s_sequence_fault : s_gap_fault;
     return NULL;
 }
 
@@ -295,7 +312,10 @@ s_scan (const char *path, const uint8_t *data, size_t size, cart_log_scan_t *sca
             //  with nothing whole after it, is a torn tail
             scan->fault = fault;
             scan->fault_at = offset;
-            scan->torn = size - offset <= CART_LOG_TAIL_MAX &&
+            //  A whole record with the wrong number is never torn: it is
+            //  out of place, or records are missing before it
+            bool whole = fault == s_sequence_fault || fault == s_gap_fault;
+            scan->torn = !whole && size - offset <= CART_LOG_TAIL_MAX &&
                          !s_valid_after (data, size, offset,
                                          scan->last ? scan->last : scan->after);
             break;
@@ -650,20 +670,26 @@ cart_log_rotate (cart_log_t *self, uint32_t shard, int *old_fd, const char **err
     }
     int fd = open (fresh, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd == -1 || flock (fd, LOCK_EX | LOCK_NB) == -1 ||
-        rename (fresh, self->path) == -1 ||
-        (self->fsync == CART_FSYNC_ALWAYS && s_sync_dir (self->dir, error))) {
-        if (!*error || fd == -1)
-            *error = cart_errorf ("cannot start a new log '%s': %s", self->path,
-                                  strerror (errno));
+        rename (fresh, self->path) == -1) {
+        *error =
+            cart_errorf ("cannot start a new log '%s': %s", self->path, strerror (errno));
         if (fd != -1)
             close (fd);
         unlink (fresh);
-        unlink (old);
+        unlink (old); //  only a second name of the log still in use
         return -1;
     }
+    //  Renamed: the new log is the log now, whatever follows
     *old_fd = atomic_exchange (&self->fd, fd);
     self->stats.bytes = 0;
     self->stats.records = 0;
+    //  Under always nothing is acknowledged in the new log before its name
+    //  is on disk; if that fails, neither is anything later
+    const char *fault = NULL;
+    if (self->fsync == CART_FSYNC_ALWAYS && s_sync_dir (self->dir, &fault)) {
+        self->failed = true;
+        fprintf (stderr, "cart_log: %s; the log takes no more writes\n", fault);
+    }
     return 0;
 }
 

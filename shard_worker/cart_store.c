@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -320,6 +321,32 @@ s_destroy (cart_store_t *self)
     free (self);
 }
 
+//  True when shard-K.log.old is a second name of shard-K.log: a crash
+//  came between the two steps of a rotation (cart_log_rotate), and the
+//  log holds everything.
+static bool
+s_same_file (const char *dir, uint32_t shard)
+{
+    char log[520], old[520];
+    cart_log_file (log, sizeof (log), dir, shard, CART_FILE_LOG);
+    cart_log_file (old, sizeof (old), dir, shard, CART_FILE_OLD_LOG);
+    struct stat a, b;
+    return stat (log, &a) == 0 && stat (old, &b) == 0 && a.st_ino == b.st_ino &&
+           a.st_dev == b.st_dev;
+}
+
+static int
+s_drop_old (const char *dir, uint32_t shard, const char **error)
+{
+    char old[520];
+    cart_log_file (old, sizeof (old), dir, shard, CART_FILE_OLD_LOG);
+    if (unlink (old) == -1) {
+        *error = cart_errorf ("cannot remove '%s': %s", old, strerror (errno));
+        return -1;
+    }
+    return cart_log_sync_dir (dir, error);
+}
+
 cart_store_t *
 cart_store_open (const cart_store_options_t *options, uint32_t shard,
                  cart_partition_t *part, const char **error)
@@ -348,6 +375,10 @@ cart_store_open (const cart_store_options_t *options, uint32_t shard,
     unlink (fresh); //  a snapshot a crash left half written
     cart_log_file (fresh, sizeof (fresh), self->dir, shard, CART_FILE_NEW_LOG);
     unlink (fresh); //  a rotation a crash interrupted before its rename
+    if (s_same_file (self->dir, shard) && s_drop_old (self->dir, shard, error)) {
+        s_destroy (self);
+        return NULL;
+    }
 
     replay_t replay = {part, shard, options->shards, self->why};
     int rc = cart_snapshot_load (self->dir, shard, options->shards, part,

@@ -507,27 +507,27 @@ s_handle_request (self_t *self)
 
 static void s_fail (self_t *self, const char *why);
 
-//  Commits the batch's changes, then sends its replies. When a log cannot
-//  be written or synced, no reply of the batch says success: each is
-//  answered 500, and the worker stops serving rather than lie.
+//  Commits the batch's changes, then sends its replies. When a shard's log
+//  cannot be written or synced, no reply of that shard's requests in the
+//  batch says success, nor of the shards not yet committed after it: each
+//  is answered 500 (the outcome is unknown), and the worker stops serving
+//  rather than lie. Replies of the shards committed before it stand.
 static void
 s_flush (self_t *self)
 {
     const char *error = NULL;
     for (size_t i = 0; i < self->n_shards && self->stores; i++)
-        if (self->dirty[i] && !error)
-            cart_log_commit (cart_store_log (self->stores[i]), &error);
-    //  After a failure no change of the batch is written later either: each
-    //  is answered as failed. Otherwise a shard whose log has grown enough
-    //  starts its compaction (a rotation; the rest runs in another thread)
-    for (size_t i = 0; i < self->n_shards && self->stores; i++)
-        if (self->dirty[i]) {
+        if (self->dirty[i] && !error &&
+            cart_log_commit (cart_store_log (self->stores[i]), &error) == 0)
             self->dirty[i] = false;
-            if (error)
-                cart_log_discard (cart_store_log (self->stores[i]));
-            else
-                cart_store_tick (self->stores[i]);
-        }
+    //  self->dirty now marks the shards whose changes are not committed:
+    //  they are dropped. A shard whose log has grown enough starts its
+    //  compaction (a rotation; the rest runs in another thread)
+    for (size_t i = 0; i < self->n_shards && self->stores; i++)
+        if (self->dirty[i])
+            cart_log_discard (cart_store_log (self->stores[i]));
+        else if (!error)
+            cart_store_tick (self->stores[i]);
     char text[600];
     if (error)
         snprintf (text, sizeof (text),
@@ -538,7 +538,9 @@ s_flush (self_t *self)
         reply_t *reply = &self->batch[i];
         cart_frame_t body =
             cart_frame_bytes (self->batch_out.data + reply->offset, reply->size);
-        if (error) {
+        uint32_t shard = reply->header.shard;
+        int32_t slot = shard < self->slot_limit ? self->slot_of[shard] : -1;
+        if (error && slot >= 0 && self->dirty[slot]) {
             self->out.size = 0;
             cart_reply_encode_error (&self->pk, text);
             reply->header.status = CART_INTERNAL;
@@ -549,8 +551,10 @@ s_flush (self_t *self)
     }
     self->batched = 0;
     self->batch_out.size = 0;
-    if (error)
+    if (error) {
+        memset (self->dirty, 0, self->n_shards * sizeof (bool));
         s_fail (self, text);
+    }
 }
 
 //  --------------------------------------------------------------------------
