@@ -48,10 +48,17 @@ struct _cart_log_t {
     _Atomic int fd; //  swapped by a rotation while the everysec thread reads it
     cart_fsync_t fsync;
     uint64_t sequence; //  of the last record written or buffered
-    uint8_t *buffer;   //  records appended, not yet written
+    uint8_t *buffer;   //  records appended, not yet sealed
     size_t used;
     size_t capacity;
     uint64_t buffered; //  records in buffer
+    //  Records sealed for a commit, which another thread may be writing
+    //  (cart_log_seal, cart_log_write_sealed): touched by that thread only
+    //  until the commit is over
+    uint8_t *sealed;
+    size_t sealed_used;
+    size_t sealed_capacity;
+    uint64_t sealed_records;
     bool failed;
     _Atomic int sync_errno; //  set by the everysec thread
     cart_log_stats_t stats;
@@ -533,6 +540,7 @@ s_free (cart_log_t *self)
     if (self->fd != -1)
         close (self->fd);
     free (self->buffer);
+    free (self->sealed);
     free (self);
 }
 
@@ -649,9 +657,10 @@ cart_log_sync_dir (const char *dir, const char **error)
 }
 
 int
-cart_log_rotate (cart_log_t *self, uint32_t shard, int *old_fd, const char **error)
+cart_log_rotate (cart_log_t *self, uint32_t shard, int *old_fd, uint64_t *covered,
+                 const char **error)
 {
-    assert (!self->used);
+    assert (!self->sealed_used);
     *error = NULL;
     char old[520], fresh[520];
     cart_log_file (old, sizeof (old), self->dir, shard, CART_FILE_OLD_LOG);
@@ -679,8 +688,10 @@ cart_log_rotate (cart_log_t *self, uint32_t shard, int *old_fd, const char **err
         unlink (old); //  only a second name of the log still in use
         return -1;
     }
-    //  Renamed: the new log is the log now, whatever follows
+    //  Renamed: the new log is the log now, whatever follows; what is
+    //  buffered goes into it
     *old_fd = atomic_exchange (&self->fd, fd);
+    *covered = self->sequence - self->buffered;
     self->stats.bytes = 0;
     self->stats.records = 0;
     //  Under always nothing is acknowledged in the new log before its name
@@ -743,58 +754,82 @@ cart_log_append (cart_log_t *self, const void *payload, size_t size)
 void
 cart_log_discard (cart_log_t *self)
 {
-    self->sequence -= self->buffered;
-    self->buffered = 0;
-    self->used = 0;
+    self->sequence -= self->buffered + self->sealed_records;
+    self->buffered = self->sealed_records = 0;
+    self->used = self->sealed_used = 0;
 }
 
 bool
 cart_log_pending (cart_log_t *self)
 {
-    return self->used > 0;
+    return self->used > 0 || self->sealed_used > 0;
+}
+
+bool
+cart_log_seal (cart_log_t *self)
+{
+    assert (!self->sealed_used);
+    uint8_t *buffer = self->sealed;
+    size_t capacity = self->sealed_capacity;
+    self->sealed = self->buffer;
+    self->sealed_capacity = self->capacity;
+    self->sealed_used = self->used;
+    self->sealed_records = self->buffered;
+    self->buffer = buffer;
+    self->capacity = capacity;
+    self->used = 0;
+    self->buffered = 0;
+    return self->sealed_used > 0;
+}
+
+int
+cart_log_write_sealed (cart_log_t *self, const char **error)
+{
+    int late = atomic_load (&self->sync_errno);
+    if (late && !self->failed) {
+        self->failed = true;
+        *error = cart_errorf ("a background sync of '%s' failed: %s", self->path,
+                              strerror (late));
+        return -1;
+    }
+    if (self->failed) {
+        *error = cart_errorf ("'%s' failed before; it takes no more writes", self->path);
+        return -1;
+    }
+    for (size_t done = 0; done < self->sealed_used;) {
+        ssize_t wrote = write (self->fd, self->sealed + done, self->sealed_used - done);
+        if (wrote == -1 && errno == EINTR)
+            continue;
+        if (wrote <= 0) {
+            self->failed = true;
+            *error = cart_errorf ("cannot write '%s': %s", self->path,
+                                  wrote == 0 ? "no progress" : strerror (errno));
+            return -1;
+        }
+        done += (size_t)wrote;
+    }
+    self->stats.bytes += self->sealed_used;
+    self->stats.records += self->sealed_records;
+    self->sealed_used = 0;
+    self->sealed_records = 0;
+    if (self->fsync == CART_FSYNC_ALWAYS && fdatasync (self->fd) == -1) {
+        self->failed = true;
+        *error = cart_errorf ("cannot sync '%s': %s", self->path, strerror (errno));
+        return -1;
+    }
+    return 0;
 }
 
 int
 cart_log_commit (cart_log_t *self, const char **error)
 {
-    int late = atomic_load (&self->sync_errno);
-    if (late && !self->failed) {
-        self->failed = true;
-        if (error)
-            *error = cart_errorf ("a background sync of '%s' failed: %s", self->path,
-                                  strerror (late));
-        return -1;
-    }
-    if (self->failed) {
-        if (error)
-            *error =
-                cart_errorf ("'%s' failed before; it takes no more writes", self->path);
-        return -1;
-    }
-    for (size_t done = 0; done < self->used;) {
-        ssize_t wrote = write (self->fd, self->buffer + done, self->used - done);
-        if (wrote == -1 && errno == EINTR)
-            continue;
-        if (wrote <= 0) {
-            self->failed = true;
-            if (error)
-                *error = cart_errorf ("cannot write '%s': %s", self->path,
-                                      wrote == 0 ? "no progress" : strerror (errno));
-            return -1;
-        }
-        done += (size_t)wrote;
-    }
-    self->stats.bytes += self->used;
-    self->stats.records += self->buffered;
-    self->used = 0;
-    self->buffered = 0;
-    if (self->fsync == CART_FSYNC_ALWAYS && fdatasync (self->fd) == -1) {
-        self->failed = true;
-        if (error)
-            *error = cart_errorf ("cannot sync '%s': %s", self->path, strerror (errno));
-        return -1;
-    }
-    return 0;
+    const char *fault = NULL;
+    cart_log_seal (self);
+    if (cart_log_write_sealed (self, &fault) == 0)
+        return 0;
+    if (error)
+        *error = fault;
+    return -1;
 }
 
 void
@@ -804,7 +839,7 @@ cart_log_close (cart_log_t **self_p)
     if (!self)
         return;
     const char *error = NULL;
-    if (self->used && cart_log_commit (self, &error))
+    if (cart_log_pending (self) && cart_log_commit (self, &error))
         fprintf (stderr, "cart_log: %s\n", error);
     if (self->fsync == CART_FSYNC_EVERYSEC)
         s_sync_remove (self);

@@ -169,11 +169,13 @@ int cart_log_open_file (const char *path, const char **error);
 //  Starts a new log: the current one is given a second name
 //  (shard-K.log.old) and a new empty file takes shard-K.log, locked, in
 //  one rename (under CART_FSYNC_ALWAYS the directory is synced before
-//  anything more is acknowledged). Nothing may be buffered. Sequence
-//  numbers go on. *old_fd gets the old log's descriptor, for
-//  cart_log_retire. Returns 0, or -1 with *error set (the log is then as
-//  it was).
-int cart_log_rotate (cart_log_t *self, uint32_t shard, int *old_fd, const char **error);
+//  anything more is acknowledged; if that fails, the log fails). Records
+//  buffered go into the new log; nothing may be sealed. Sequence numbers
+//  go on. *old_fd gets the old log's descriptor, for cart_log_retire, and
+//  *covered the number of its last record. Returns 0, or -1 with *error
+//  set (the log is then as it was).
+int cart_log_rotate (cart_log_t *self, uint32_t shard, int *old_fd, uint64_t *covered,
+                     const char **error);
 
 //  Syncs a rotated log (unless the policy synced it already) and the
 //  directory, then closes it. For a thread other than the log's. Returns
@@ -207,6 +209,15 @@ void cart_log_discard (cart_log_t *self);
 
 //  True when records are buffered and not yet written.
 bool cart_log_pending (cart_log_t *self);
+
+//  A commit in two halves, for a worker that goes on taking requests while
+//  another thread writes: cart_log_seal sets the buffered records aside
+//  (returns false when there were none); cart_log_write_sealed, from any
+//  one thread, writes and syncs them as cart_log_commit does. Between the
+//  two, the log's thread may append (to a new buffer) but call nothing
+//  else of this log. Nothing may be sealed already.
+bool cart_log_seal (cart_log_t *self);
+int cart_log_write_sealed (cart_log_t *self, const char **error);
 
 //  Writes the buffered records with one write () and, under
 //  CART_FSYNC_ALWAYS, fdatasync. Returns 0, or -1 with *error set when

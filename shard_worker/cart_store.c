@@ -278,7 +278,7 @@ cart_store_tick (cart_store_t *self)
         s_compact_finish (self);
     }
     if ((!self->old_log && !s_due (self)) || s_now_ms () < self->retry_at ||
-        cart_log_pending (self->log) || !s_take_slot ())
+        !s_take_slot ())
         return;
     if (self->old_log) { //  left by a compaction that did not finish
         s_compact_start (self, -1, self->old_last);
@@ -286,8 +286,8 @@ cart_store_tick (cart_store_t *self)
     }
     int old_fd;
     const char *error = NULL;
-    uint64_t covered = cart_log_sequence (self->log);
-    if (cart_log_rotate (self->log, self->shard, &old_fd, &error)) {
+    uint64_t covered;
+    if (cart_log_rotate (self->log, self->shard, &old_fd, &covered, &error)) {
         atomic_fetch_sub (&s_running, 1);
         self->stats.failures++;
         self->retry_at = s_now_ms () + CART_COMPACT_RETRY_MS;

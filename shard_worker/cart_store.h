@@ -78,8 +78,9 @@ cart_store_t *cart_store_open (const cart_store_options_t *options, uint32_t sha
 cart_log_t *cart_store_log (cart_store_t *self);
 
 //  Finishes a compaction that is done and starts one that is due. Cheap;
-//  the worker calls it after each commit and when idle. Never blocks on
-//  the compaction.
+//  the worker calls it after each commit and when idle, never while a
+//  commit of the log is in flight (cart_log_seal). Never blocks on the
+//  compaction.
 void cart_store_tick (cart_store_t *self);
 
 //  True while a compaction runs.

@@ -40,6 +40,7 @@
 
 #include "cart_actor.h"
 #include "cart_body.h"
+#include "cart_commit.h"
 #include "cart_control.h"
 #include "cart_hash.h"
 #include "cart_apply.h"
@@ -59,9 +60,16 @@
 //  A reply held back until its batch is committed
 typedef struct {
     cart_header_t header;
-    size_t offset; //  of its body in batch_out
+    size_t offset; //  of its body in the batch's out
     size_t size;
 } reply_t;
+
+//  The replies of one batch
+typedef struct {
+    reply_t replies[BATCH];
+    size_t n;
+    msgpack_sbuffer out; //  their bodies
+} batch_t;
 
 typedef struct {
     zsock_t *pipe;
@@ -93,12 +101,17 @@ typedef struct {
     char text[512]; //  an error message being built
     //  Durability (data_dir set): one store (snapshot and log) per shard;
     //  the replies of a batch wait until its changes are committed (group
-    //  commit)
+    //  commit), by the committer thread, while the next batch gathers
     cart_store_t **stores; //  per slot, or NULL when in memory
-    bool *dirty;           //  per slot: records buffered in this batch
-    reply_t batch[BATCH];  //  replies waiting for the commit
-    size_t batched;
-    msgpack_sbuffer batch_out; //  their bodies
+    bool *dirty;           //  per slot: records buffered in the gathering batch
+    bool *lost;            //  per slot: changes not committed (after a failure)
+    batch_t batches[2];
+    batch_t *gathering; //  taking requests
+    batch_t *flight;    //  waiting for its commit
+    cart_commit_t *commit;
+    cart_log_t **flight_logs; //  the logs the commit in flight writes
+    uint32_t *flight_slots;   //  and their slots
+    size_t n_flight;
 } self_t;
 
 //  --------------------------------------------------------------------------
@@ -139,11 +152,16 @@ s_self_destroy (self_t **self_p)
     free (self->slot_of);
     zstr_free (&self->endpoint);
     cart_msg_close (&self->msg);
+    cart_commit_destroy (&self->commit); //  after a commit in flight
     for (size_t i = 0; self->stores && i < self->n_shards; i++)
         cart_store_close (&self->stores[i]);
     free (self->stores);
     free (self->dirty);
-    msgpack_sbuffer_destroy (&self->batch_out);
+    free (self->lost);
+    free (self->flight_logs);
+    free (self->flight_slots);
+    msgpack_sbuffer_destroy (&self->batches[0].out);
+    msgpack_sbuffer_destroy (&self->batches[1].out);
     msgpack_sbuffer_destroy (&self->out);
     free (self);
     *self_p = NULL;
@@ -202,7 +220,10 @@ s_self_new (zsock_t *pipe, const cart_worker_config_t *config, const char **erro
     self->liveness = config->liveness > 0 ? config->liveness : CART_LIVENESS;
     self->verbose = config->verbose;
     msgpack_sbuffer_init (&self->out);
-    msgpack_sbuffer_init (&self->batch_out);
+    msgpack_sbuffer_init (&self->batches[0].out);
+    msgpack_sbuffer_init (&self->batches[1].out);
+    self->gathering = &self->batches[0];
+    self->flight = &self->batches[1];
     msgpack_packer_init (&self->pk, &self->out, msgpack_sbuffer_write);
     if (s_own_shards (self, config, error) ||
         (config->data_dir && s_recover (self, config, error))) {
@@ -452,7 +473,12 @@ s_recover (self_t *self, const cart_worker_config_t *config, const char **error)
                                     .compact_factor = config->compact_factor};
     self->stores = (cart_store_t **)calloc (self->n_shards, sizeof (cart_store_t *));
     self->dirty = (bool *)calloc (self->n_shards, sizeof (bool));
-    assert (self->stores && self->dirty);
+    self->lost = (bool *)calloc (self->n_shards, sizeof (bool));
+    self->flight_logs = (cart_log_t **)calloc (self->n_shards, sizeof (cart_log_t *));
+    self->flight_slots = (uint32_t *)calloc (self->n_shards, sizeof (uint32_t));
+    assert (self->stores && self->dirty && self->lost && self->flight_logs &&
+            self->flight_slots);
+    self->commit = cart_commit_new ();
     int64_t start = zclock_usecs ();
     uint64_t records = 0, carts = 0;
     for (size_t i = 0; i < self->n_shards; i++) {
@@ -499,61 +525,114 @@ s_handle_request (self_t *self)
         assert (rc == 0); //  a request body is at most CART_REQUEST_WIRE_MAX
         self->dirty[changed] = true;
     }
-    assert (self->batched < BATCH);
-    self->batch[self->batched++] =
-        (reply_t){header, self->batch_out.size, self->out.size};
-    msgpack_sbuffer_write (&self->batch_out, self->out.data, self->out.size);
+    batch_t *batch = self->gathering;
+    assert (batch->n < BATCH);
+    batch->replies[batch->n++] = (reply_t){header, batch->out.size, self->out.size};
+    msgpack_sbuffer_write (&batch->out, self->out.data, self->out.size);
 }
 
 static void s_fail (self_t *self, const char *why);
 
-//  Commits the batch's changes, then sends its replies. When a shard's log
-//  cannot be written or synced, no reply of that shard's requests in the
-//  batch says success, nor of the shards not yet committed after it: each
-//  is answered 500 (the outcome is unknown), and the worker stops serving
-//  rather than lie. Replies of the shards committed before it stand.
+//  Sends a batch's replies: those of a shard whose changes were lost as
+//  500 (the outcome is unknown), `why` saying so.
 static void
-s_flush (self_t *self)
+s_send_batch (self_t *self, batch_t *batch, const char *why)
 {
-    const char *error = NULL;
-    for (size_t i = 0; i < self->n_shards && self->stores; i++)
-        if (self->dirty[i] && !error &&
-            cart_log_commit (cart_store_log (self->stores[i]), &error) == 0)
-            self->dirty[i] = false;
-    //  self->dirty now marks the shards whose changes are not committed:
-    //  they are dropped. A shard whose log has grown enough starts its
-    //  compaction (a rotation; the rest runs in another thread)
-    for (size_t i = 0; i < self->n_shards && self->stores; i++)
-        if (self->dirty[i])
-            cart_log_discard (cart_store_log (self->stores[i]));
-        else if (!error)
-            cart_store_tick (self->stores[i]);
-    char text[600];
-    if (error)
-        snprintf (text, sizeof (text),
-                  "the shard could not write its log (%s); the "
-                  "change may not be kept",
-                  error);
-    for (size_t i = 0; i < self->batched; i++) {
-        reply_t *reply = &self->batch[i];
+    for (size_t i = 0; i < batch->n; i++) {
+        reply_t *reply = &batch->replies[i];
         cart_frame_t body =
-            cart_frame_bytes (self->batch_out.data + reply->offset, reply->size);
+            cart_frame_bytes (batch->out.data + reply->offset, reply->size);
         uint32_t shard = reply->header.shard;
         int32_t slot = shard < self->slot_limit ? self->slot_of[shard] : -1;
-        if (error && slot >= 0 && self->dirty[slot]) {
+        if (why && slot >= 0 && self->lost[slot]) {
             self->out.size = 0;
-            cart_reply_encode_error (&self->pk, text);
+            cart_reply_encode_error (&self->pk, why);
             reply->header.status = CART_INTERNAL;
             body = cart_frame_bytes (self->out.data, self->out.size);
         }
         if (self->sock)
             cart_msg_send (self->sock, NULL, &reply->header, &body);
     }
-    self->batched = 0;
-    self->batch_out.size = 0;
-    if (error) {
+    batch->n = 0;
+    batch->out.size = 0;
+}
+
+//  Hands the gathering batch to the committer: its logs sealed, the next
+//  batch gathering meanwhile. A batch that changed nothing is answered at
+//  once, since everything before it is committed.
+static void
+s_commit_start (self_t *self)
+{
+    assert (!cart_commit_busy (self->commit));
+    self->n_flight = 0;
+    for (size_t i = 0; i < self->n_shards; i++)
+        if (self->dirty[i]) {
+            self->dirty[i] = false;
+            cart_log_t *log = cart_store_log (self->stores[i]);
+            if (cart_log_seal (log)) {
+                self->flight_logs[self->n_flight] = log;
+                self->flight_slots[self->n_flight++] = (uint32_t)i;
+            }
+        }
+    batch_t *batch = self->gathering;
+    self->gathering = self->flight;
+    self->flight = batch;
+    if (self->n_flight)
+        cart_commit_start (self->commit, self->flight_logs, self->n_flight);
+    else
+        s_send_batch (self, self->flight, NULL);
+}
+
+//  The commit in flight is over: its replies go out, then the next batch
+//  is handed over. When a shard's log could not be written or synced, no
+//  reply of a change of that shard says success, nor of those after it in
+//  the commit, nor of the batch gathering: each is answered 500, and the
+//  worker stops serving rather than lie. The others stand.
+static void
+s_commit_end (self_t *self)
+{
+    size_t failed_at;
+    const char *error = NULL;
+    int rc = cart_commit_finish (self->commit, &failed_at, &error);
+    char text[700];
+    if (rc) {
+        snprintf (text, sizeof (text),
+                  "the shard could not write its log (%s); the change may not be kept",
+                  error);
+        for (size_t k = failed_at; k < self->n_flight; k++)
+            self->lost[self->flight_slots[k]] = true;
+        for (size_t i = 0; i < self->n_shards; i++)
+            self->lost[i] |= self->dirty[i];
+        for (size_t i = 0; i < self->n_shards; i++)
+            if (self->lost[i])
+                cart_log_discard (cart_store_log (self->stores[i]));
+        s_send_batch (self, self->flight, text);
+        s_send_batch (self, self->gathering, text);
         memset (self->dirty, 0, self->n_shards * sizeof (bool));
         s_fail (self, text);
+        return;
+    }
+    s_send_batch (self, self->flight, NULL);
+    //  A shard whose log has grown enough starts its compaction (a
+    //  rotation; the rest runs in another thread)
+    for (size_t k = 0; k < self->n_flight; k++)
+        cart_store_tick (self->stores[self->flight_slots[k]]);
+    self->n_flight = 0;
+    if (self->gathering->n)
+        s_commit_start (self);
+}
+
+//  Waits for the commit in flight and what gathers after it: everything
+//  answered (stopping, or failing).
+static void
+s_commit_all (self_t *self)
+{
+    while (self->commit && !self->failed &&
+           (cart_commit_busy (self->commit) || self->gathering->n)) {
+        if (cart_commit_busy (self->commit))
+            s_commit_end (self);
+        else
+            s_commit_start (self);
     }
 }
 
@@ -633,21 +712,50 @@ s_handle_broker (self_t *self, int flags)
     return true;
 }
 
+//  Waits up to wait_ms for the broker, or for the commit in flight to end
+//  (which it then finishes); returns true when the socket may have more.
+static bool
+s_wait (self_t *self, int wait_ms)
+{
+    if (!cart_commit_busy (self->commit)) {
+        //  A blocking receive with a timeout waits at the cost of one system
+        //  call, where zmq_poll costs several (it checks the socket's
+        //  mailbox before and after)
+        zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof (wait_ms));
+        return true;
+    }
+    //  A full gathering batch waits for the commit alone
+    zmq_pollitem_t items[2] = {{NULL, cart_commit_fd (self->commit), ZMQ_POLLIN, 0},
+                               {self->sock, 0, ZMQ_POLLIN, 0}};
+    bool room = self->gathering->n < BATCH;
+    if (zmq_poll (items, room ? 2 : 1, wait_ms) > 0 && (items[0].revents & ZMQ_POLLIN))
+        s_commit_end (self);
+    int zero = 0;
+    zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &zero, sizeof (zero));
+    return room && (items[1].revents & ZMQ_POLLIN);
+}
+
 //  Returns how many messages it handled.
 static int
 s_drain (self_t *self, int wait_ms)
 {
-    //  A blocking receive with a timeout waits at the cost of one system
-    //  call, where zmq_poll costs several (it checks the socket's mailbox
-    //  before and after); then what else is queued is read without waiting
-    zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof (wait_ms));
     int handled = 0;
-    while (handled < BATCH && self->sock &&
+    if (!self->commit) {
+        zmq_setsockopt (self->sock, ZMQ_RCVTIMEO, &wait_ms, sizeof (wait_ms));
+        while (handled < BATCH && self->sock &&
+               s_handle_broker (self, handled ? ZMQ_DONTWAIT : 0))
+            handled++;
+        cart_msg_close (&self->msg);
+        return handled;
+    }
+    //  With data: requests gather while the commit before them is in flight
+    bool more = s_wait (self, wait_ms);
+    while (more && !self->failed && self->gathering->n < BATCH && self->sock &&
            s_handle_broker (self, handled ? ZMQ_DONTWAIT : 0))
         handled++;
     cart_msg_close (&self->msg);
-    if (self->batched)
-        s_flush (self);
+    if (self->gathering->n && !self->failed && !cart_commit_busy (self->commit))
+        s_commit_start (self);
     return handled;
 }
 
@@ -659,7 +767,7 @@ s_rehash (self_t *self)
 {
     for (size_t i = 0; i < self->n_shards; i++) {
         cart_partition_rehash_step (self->partitions[i], CART_REHASH_BUCKETS);
-        if (self->stores && !self->failed)
+        if (self->stores && !self->failed && !cart_commit_busy (self->commit))
             cart_store_tick (self->stores[i]); //  a compaction's end, or one left
     }
 }
@@ -713,6 +821,7 @@ cart_worker_actor (zsock_t *pipe, void *args)
         s_self_destroy (&self);
     if (cart_actor_ready (pipe, self ? NULL : error) == 0) {
         s_loop (self);
+        s_commit_all (self); //  every change answered before the logs close
         s_self_destroy (&self);
     }
     cart_hash_thread_end ();
