@@ -84,7 +84,9 @@ typedef struct {
     cart_partition_t *part;
     uint32_t shard;
     uint32_t shards;
-    char *why; //  [300]: why a record was refused
+    char *why;               //  [300]: why a record was refused
+    const atomic_bool *stop; //  a compaction's: give up when set (or NULL)
+    uint64_t count;
 } replay_t;
 
 static int
@@ -92,6 +94,10 @@ s_replay (void *arg, const void *payload, size_t size)
 {
     replay_t *replay = (replay_t *)arg;
     const char *error = NULL;
+    if (replay->stop && ++replay->count % 4096 == 0 && atomic_load (replay->stop)) {
+        snprintf (replay->why, 300, "stopped");
+        return -1;
+    }
     if (cart_apply_record (replay->part, payload, size, replay->shard, replay->shards,
                            &error) == 0)
         return 0;
@@ -165,7 +171,7 @@ s_compact_run (cart_store_t *self, const char **error)
     }
     cart_partition_t *part = cart_partition_new ();
     char why[300] = "";
-    replay_t replay = {part, self->shard, self->options.shards, why};
+    replay_t replay = {part, self->shard, self->options.shards, why, &self->job.stop, 0};
     cart_snapshot_info_t info;
     bool present;
     int rc = cart_snapshot_load (self->dir, self->shard, self->options.shards, part,
@@ -239,12 +245,12 @@ s_compact_finish (cart_store_t *self)
     }
     if (job->failed) {
         self->stats.failures++;
-        self->retry_at = s_now_ms () + CART_COMPACT_RETRY_MS;
+        self->retry_at = s_now_ms () + self->options.retry_ms;
         if (!atomic_load (&job->stop))
             fprintf (stderr,
                      "cart_store: shard %u: compaction failed (%s); the log "
-                     "keeps every change, and it is tried again in %d s\n",
-                     self->shard, job->error, CART_COMPACT_RETRY_MS / 1000);
+                     "keeps every change, and it is tried again in %.1f s\n",
+                     self->shard, job->error, self->options.retry_ms / 1e3);
         return;
     }
     self->old_log = false;
@@ -290,14 +296,15 @@ cart_store_tick (cart_store_t *self)
     if (cart_log_rotate (self->log, self->shard, &old_fd, &covered, &error)) {
         atomic_fetch_sub (&s_running, 1);
         self->stats.failures++;
-        self->retry_at = s_now_ms () + CART_COMPACT_RETRY_MS;
+        self->retry_at = s_now_ms () + self->options.retry_ms;
         fprintf (stderr,
                  "cart_store: shard %u: cannot rotate its log (%s); tried again "
-                 "in %d s\n",
-                 self->shard, error, CART_COMPACT_RETRY_MS / 1000);
+                 "in %.1f s\n",
+                 self->shard, error, self->options.retry_ms / 1e3);
         return;
     }
     self->old_log = true;
+    self->old_last = covered; //  what a retry of this compaction must cover
     s_compact_start (self, old_fd, covered);
 }
 
@@ -359,6 +366,8 @@ cart_store_open (const cart_store_options_t *options, uint32_t shard,
         self->options.compact_min = CART_COMPACT_MIN;
     if (self->options.compact_factor <= 0)
         self->options.compact_factor = CART_COMPACT_FACTOR;
+    if (self->options.retry_ms <= 0)
+        self->options.retry_ms = CART_COMPACT_RETRY_MS;
     snprintf (self->dir, sizeof (self->dir), "%s", options->log.dir);
     self->options.log.dir = self->dir;
     self->shard = shard;
@@ -380,7 +389,7 @@ cart_store_open (const cart_store_options_t *options, uint32_t shard,
         return NULL;
     }
 
-    replay_t replay = {part, shard, options->shards, self->why};
+    replay_t replay = {part, shard, options->shards, self->why, NULL, 0};
     int rc = cart_snapshot_load (self->dir, shard, options->shards, part,
                                  &self->stats.snapshot, error);
     cart_log_scan_t old = {.after = self->stats.snapshot.covered};
@@ -514,7 +523,7 @@ cart_store_check (const char *dir, uint32_t shard, uint32_t shards, FILE *out,
     }
     cart_partition_t *part = cart_partition_new ();
     char why[300] = "";
-    replay_t replay = {part, shard, shards, why};
+    replay_t replay = {part, shard, shards, why, NULL, 0};
     cart_snapshot_info_t info = {0};
     if (!failed &&
         cart_snapshot_load_fd (fds[2], paths[2], shard, shards, part, &info, error)) {

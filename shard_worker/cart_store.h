@@ -57,6 +57,7 @@ typedef struct {
     uint32_t shards;        //  the cluster's shard count
     uint64_t compact_min;   //  0: CART_COMPACT_MIN
     double compact_factor;  //  0: CART_COMPACT_FACTOR
+    int retry_ms;           //  after a failed compaction; 0: CART_COMPACT_RETRY_MS
 } cart_store_options_t;
 
 typedef struct {
