@@ -44,10 +44,13 @@ s_run (void *arg)
         cart_log_t **logs = self->logs;
         size_t n = self->n, failed_at = n;
         pthread_mutex_unlock (&self->lock);
+        //  One log syncs itself; several are written, then synced at once
         const char *error = NULL;
         for (size_t i = 0; i < n && failed_at == n; i++)
-            if (cart_log_write_sealed (logs[i], &error))
+            if (cart_log_write_sealed (logs[i], n == 1, &error))
                 failed_at = i;
+        if (n > 1 && failed_at == n && cart_log_sync_all (logs, n, &error))
+            failed_at = 0;
         pthread_mutex_lock (&self->lock);
         self->failed_at = failed_at;
         if (failed_at < n)

@@ -213,11 +213,17 @@ bool cart_log_pending (cart_log_t *self);
 //  A commit in two halves, for a worker that goes on taking requests while
 //  another thread writes: cart_log_seal sets the buffered records aside
 //  (returns false when there were none); cart_log_write_sealed, from any
-//  one thread, writes and syncs them as cart_log_commit does. Between the
-//  two, the log's thread may append (to a new buffer) but call nothing
-//  else of this log. Nothing may be sealed already.
+//  one thread, writes them as cart_log_commit does, and syncs them when
+//  `sync` (else the caller syncs them, with cart_log_sync_all). Between
+//  the two, the log's thread may append (to a new buffer) but call
+//  nothing else of this log. Nothing may be sealed already.
 bool cart_log_seal (cart_log_t *self);
-int cart_log_write_sealed (cart_log_t *self, const char **error);
+int cart_log_write_sealed (cart_log_t *self, bool sync, const char **error);
+
+//  Under CART_FSYNC_ALWAYS, makes what was written to logs[0..n) (all in
+//  one directory) durable at once, with one syncfs. Returns 0, or -1 with
+//  *error set, every one of the logs failed then.
+int cart_log_sync_all (cart_log_t **logs, size_t n, const char **error);
 
 //  Writes the buffered records with one write () and, under
 //  CART_FSYNC_ALWAYS, fdatasync. Returns 0, or -1 with *error set when

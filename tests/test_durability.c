@@ -191,7 +191,7 @@ s_snapshots (cluster_t *self)
     int found = 0;
     for (int shard = 0; shard < SHARDS; shard++) {
         char path[128];
-        snprintf (path, sizeof (path), "%s/shard-%d.snap", self->dir, shard);
+        snprintf (path, sizeof (path), "%.64s/shard-%d.snap", self->dir, shard);
         found += access (path, F_OK) == 0;
     }
     return found;
@@ -260,17 +260,19 @@ test_kill9_fsync_everysec (void **state)
 }
 
 //  A disk that stalls longer than the broker's liveness window (300 ms):
-//  every fdatasync of the worker takes 400 ms more (tests/slow_sync.c,
-//  LD_PRELOAD). The worker's committer waits for the disk while the worker
-//  goes on heartbeating, so the broker keeps it: every add is answered
-//  201, none times out or is refused. (With the sync in the worker's own
-//  thread, the broker dropped the worker at the first sync.)
+//  every fdatasync, fsync and syncfs of the worker takes 400 ms more
+//  (tests/slow_sync.c, LD_PRELOAD), and the logs are compacted all the
+//  time (a rotation syncs the directory). The worker's committer waits for the disk while
+//  the worker goes on heartbeating, so the broker keeps it: every add is answered 201,
+//  none times out or is refused. (With the sync in the worker's own thread, the broker
+//  dropped the worker at the first sync.)
 static void
 test_slow_disk (void **state)
 {
     cluster_t *self = &s_cluster;
     memset (self, 0, sizeof (*self));
     self->fsync = "always";
+    self->compact = true;
     snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
     assert_non_null (mkdtemp (self->dir));
     char line[512], shards[8];
@@ -305,7 +307,7 @@ test_slow_disk (void **state)
     assert_int_equal (s_get (self, "durable-0", &body), CART_OK); //  serving
     zchunk_destroy (&body);
 
-    enum { ADDS = 12, IN_FLIGHT = 4 };
+    enum { ADDS = 240, IN_FLIGHT = 16 }; //  past --compact-min 4k on each shard
     int64_t start = zclock_mono ();
     int sent = 0, created = 0, other = 0;
     cart_result_t result;
@@ -327,6 +329,13 @@ test_slow_disk (void **state)
                    ADDS, created, (long long)elapsed);
     assert_true (elapsed >= 400); //  the disk was slow indeed
     assert_int_equal (created, ADDS);
+    //  Each shard's log was rotated (its snapshot made, or being made)
+    for (int shard = 0; shard < SHARDS; shard++) {
+        char snap[128], old[128];
+        snprintf (snap, sizeof (snap), "%.64s/shard-%d.snap", self->dir, shard);
+        snprintf (old, sizeof (old), "%.64s/shard-%d.log.old", self->dir, shard);
+        assert_true (access (snap, F_OK) == 0 || access (old, F_OK) == 0);
+    }
     cart_client_destroy (&self->client);
     test_kill (&self->worker, SIGTERM);
     test_kill (&self->broker, SIGTERM);
