@@ -862,7 +862,7 @@ cart_log_close (cart_log_t **self_p)
     if (!self)
         return;
     const char *error = NULL;
-    if (cart_log_pending (self) && cart_log_commit (self, &error))
+    if (!self->failed && cart_log_pending (self) && cart_log_commit (self, &error))
         fprintf (stderr, "cart_log: %s\n", error);
     if (self->fsync == CART_FSYNC_EVERYSEC)
         s_sync_remove (self);
