@@ -659,19 +659,6 @@ s_help (void)
         WRITERS_MAX, PROBE_MAX, CART_SHARDS_MAX, CART_THREADS_MAX);
 }
 
-//  Parses seconds in min..max. Returns 0 or -1.
-static int
-s_seconds (const char *text, double min, double max, double *value)
-{
-    char *end;
-    errno = 0;
-    double parsed = strtod (text, &end);
-    if (errno || end == text || *end || !(parsed >= min && parsed <= max))
-        return -1;
-    *value = parsed;
-    return 0;
-}
-
 //  Parses a comma-separated list into a fixed array, each entry through
 //  one. Returns 0 or -1.
 static int
@@ -741,11 +728,11 @@ s_option (int opt, const char *arg, options_t *options)
         rc = s_list (arg, s_writers_one, options->writers, sizeof (long),
                      &options->n_writers);
     else if (opt == 't')
-        rc = s_seconds (arg, 0.1, 600, &options->seconds);
+        rc = cart_args_real (arg, 0.1, 600, &options->seconds);
     else if (opt == 'u')
-        rc = s_seconds (arg, 0, 60, &options->warmup);
+        rc = cart_args_real (arg, 0, 60, &options->warmup);
     else if (opt == 'p')
-        rc = s_seconds (arg, 0, 60, &options->probe_seconds);
+        rc = cart_args_real (arg, 0, 60, &options->probe_seconds);
     else if (opt == 'n' && (rc = cart_args_number (arg, 1, 1000000000, &n)) == 0)
         options->requests = n;
     else if (opt == 's' && (rc = cart_args_number (arg, 1, CART_SHARDS_MAX, &n)) == 0)

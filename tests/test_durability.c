@@ -60,6 +60,20 @@ s_start_worker (cluster_t *self)
                                "4k", "--compact-factor", "1.1", NULL);
 }
 
+//  A broker on free ports of loopback; its endpoints in self.
+static void
+s_start_broker (cluster_t *self)
+{
+    char line[512], shards[8];
+    snprintf (shards, sizeof (shards), "%d", SHARDS);
+    self->broker =
+        test_spawn (line, sizeof (line), "broker", "--frontend", "tcp://127.0.0.1:*",
+                    "--backend", "tcp://127.0.0.1:*", "--shards", shards, NULL);
+    assert_int_equal (sscanf (line, "broker: clients on %127[^,], workers on %127[^,],",
+                              self->frontend, self->backend),
+                      2);
+}
+
 //  The customer and item of add number n
 static void
 s_names (int n, char *customer, char *item)
@@ -206,14 +220,7 @@ s_run (const char *fsync, bool compact)
     self->compact = compact;
     snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
     assert_non_null (mkdtemp (self->dir));
-    char line[512], shards[8];
-    snprintf (shards, sizeof (shards), "%d", SHARDS);
-    self->broker =
-        test_spawn (line, sizeof (line), "broker", "--frontend", "tcp://127.0.0.1:*",
-                    "--backend", "tcp://127.0.0.1:*", "--shards", shards, NULL);
-    assert_int_equal (sscanf (line, "broker: clients on %127[^,], workers on %127[^,],",
-                              self->frontend, self->backend),
-                      2);
+    s_start_broker (self);
     s_start_worker (self);
     self->client = cart_client_new (self->frontend, NULL);
     assert_non_null (self->client);
@@ -275,14 +282,7 @@ test_slow_disk (void **state)
     self->compact = true;
     snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
     assert_non_null (mkdtemp (self->dir));
-    char line[512], shards[8];
-    snprintf (shards, sizeof (shards), "%d", SHARDS);
-    self->broker =
-        test_spawn (line, sizeof (line), "broker", "--frontend", "tcp://127.0.0.1:*",
-                    "--backend", "tcp://127.0.0.1:*", "--shards", shards, NULL);
-    assert_int_equal (sscanf (line, "broker: clients on %127[^,], workers on %127[^,],",
-                              self->frontend, self->backend),
-                      2);
+    s_start_broker (self);
     //  The shim goes first in the worker's libraries; under ASan, ahead of
     //  its runtime, which must be told that this is meant
     const char *asan = getenv ("ASAN_OPTIONS");
