@@ -330,6 +330,17 @@ s_scan (const char *path, const uint8_t *data, size_t size, cart_log_scan_t *sca
             break;
         }
         uint64_t number = cart_get_be (data + offset + 8, 8);
+        if (number <= scan->after && scan->check &&
+            scan->check (scan->arg, data + offset + CART_LOG_HEAD, length)) {
+            *error = cart_errorf ("'%s': the record at offset %llu (number %llu) is not "
+                                  "a change",
+                                  path, (unsigned long long)offset,
+                                  (unsigned long long)number);
+            scan->refused = true;
+            scan->fault_at = offset;
+            scan->bytes = offset;
+            return -1;
+        }
         if (number <= scan->after)
             scan->skipped++;
         else if (scan->replay &&

@@ -138,7 +138,8 @@ typedef struct {
     //  In
     uint64_t after;             //  records up to this number are checked, not replayed
     cart_log_replay_fn *replay; //  or NULL: check only
-    void *arg;
+    cart_log_replay_fn *check;  //  or NULL: called for each record skipped
+    void *arg;                  //  (up to after), to look at without applying
     //  Out
     uint64_t first, last; //  the first and last record's numbers; 0 if none
     uint64_t records;     //  replayed
