@@ -12,6 +12,7 @@
     its own, exactly as recovery would, while the worker goes on.
     =========================================================================
 */
+#define _GNU_SOURCE //  pthread_tryjoin_np
 #include "cart_store.h"
 
 #include <assert.h>
@@ -249,12 +250,19 @@ s_compact_start (cart_store_t *self, int old_fd, uint64_t covered)
     job->running = true;
 }
 
-//  Joins a finished compaction and takes in what it did.
-static void
-s_compact_finish (cart_store_t *self)
+//  Joins a finished compaction and takes in what it did. Unless `wait`,
+//  only once its thread has quite ended: a thread's exit gives its malloc
+//  arena back to the system (hundreds of milliseconds after a partition
+//  of millions of carts), and a join would hold the worker for that long.
+//  Returns false when the thread has not ended yet.
+static bool
+s_compact_finish (cart_store_t *self, bool wait)
 {
     compaction_t *job = &self->job;
-    pthread_join (job->thread, NULL);
+    if (wait)
+        pthread_join (job->thread, NULL);
+    else if (pthread_tryjoin_np (job->thread, NULL) != 0)
+        return false;
     job->running = false;
     atomic_fetch_sub (&s_running, 1);
     if (job->old_fd != -1) { //  failed before retiring it
@@ -270,7 +278,7 @@ s_compact_finish (cart_store_t *self)
                      "cart_store: shard %u: compaction failed (%s); the log "
                      "keeps every change, and it is tried again in %.1f s\n",
                      self->shard, job->error, self->options.retry_ms / 1e3);
-        return;
+        return true;
     }
     self->old_log = false;
     self->stats.snapshot = job->made;
@@ -282,6 +290,7 @@ s_compact_finish (cart_store_t *self)
                  self->shard, (unsigned long long)job->made.carts,
                  (unsigned long long)job->made.bytes,
                  (unsigned long long)job->made.covered);
+    return true;
 }
 
 static bool
@@ -298,9 +307,8 @@ void
 cart_store_tick (cart_store_t *self)
 {
     if (self->job.running) {
-        if (!atomic_load (&self->job.done))
+        if (!atomic_load (&self->job.done) || !s_compact_finish (self, false))
             return;
-        s_compact_finish (self);
     }
     if ((!self->old_log && !s_due (self)) || s_now_ms () < self->retry_at ||
         !s_take_slot ())
@@ -341,7 +349,7 @@ s_destroy (cart_store_t *self)
 {
     if (self->job.running) {
         atomic_store (&self->job.stop, true);
-        s_compact_finish (self);
+        s_compact_finish (self, true);
     }
     cart_log_close (&self->log);
     free (self);

@@ -14,30 +14,31 @@
     everysec), where each add is also logged.
 
     Timing. The test shares two cores with the worker, and it pauses too
-    (a thread waiting for a core; under ASan, recycling its quarantine,
-    25 MB at a time, took 150 ms), after which it reads late, all at once,
-    what arrived meanwhile. So each message's arrival is bracketed: after
-    the last time the test found its socket empty (`early`), before the
+    (a thread waiting for a core, its allocator at work), after which it
+    reads late, all at once, what arrived meanwhile. So each message's arrival is
+   bracketed: after the last time the test found its socket empty (`early`), before the
     test read it (`late`). A gap between heartbeats is counted from the
     first one's `late` to the next one's `early`: at most the true gap,
     so a pause of the test can only shorten it, while a pause of the
     worker shows in full, as the test looks at its socket every SLICE_MS
-    while it waits. (Arrival-to-arrival gaps are printed beside it.) And
-    the test allocates nothing per add, so that it pauses less: the keys
-    are computed before the runs (EVP_Digest allocates in every hash_key),
-    and the socket is a DEALER, which with one peer reaches the worker
-    as a broker's ROUTER does, without a ROUTER's identity frame, which
-    is allocated for every message it receives.
+    while it waits. (Arrival-to-arrival gaps are printed beside it, and
+    how long the worker's threads waited for a core in the longest gap.)
+    And the test allocates nothing per add, so that it pauses less: the
+    keys are computed before the runs (EVP_Digest allocates in every
+    hash_key), and the socket is a DEALER, which with one peer reaches the
+    worker as a broker's ROUTER does, without a ROUTER's identity frame,
+    which is allocated for every message it receives. Not built under the
+    sanitizers (tests/CMakeLists.txt): there the worker's own pauses come
+    within reach of the bound.
 
     Why it can fail: the partition's table starts at 16 slots and doubles
     when a cart takes it past 3/4 full (cart_partition.c), so as carts are
     added the table of 2^k slots doubles at cart 3 * 2^(k-2) + 1. Done in
     one pass, a doubling holds the worker for as long as it takes to fault
     in the new table and place every cart: 105 ms to 2M slots and 417 ms
-    to 8M slots on our VM (bench_rehash), longer under the sanitizers. The
-    partition now spreads a resize over bounded steps
-    (cart_partition_rehash_step); with the one-pass resize put back, this
-    test fails (see CARTS).
+    to 8M slots on our VM (bench_rehash). The partition now spreads a
+    resize over bounded steps (cart_partition_rehash_step); with the
+    one-pass resize put back, this test fails (see CARTS).
 
     Every wait is on a message with a deadline; nothing sleeps.
 */
@@ -46,6 +47,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <czmq.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -57,34 +59,19 @@
 #include "test_process.h"
 
 //  Carts the partition reaches. Its table doubles to 2M slots at cart
-//  786,433, to 4M at 1,572,865 and to 8M at 3,145,729, and a doubling of n
-//  slots is over (zeroed a page per operation, moved 16 carts per
-//  operation, the old table given back) about n/256 + 3n/64 carts later:
-//  to 4M slots by cart 1,690,000, to 8M by 3,380,000. Without the
-//  sanitizers the test goes through all three, the last being the one that
-//  outlasted the window in one pass (487 to 675 ms here; the one to 4M
-//  took 313 to 364 ms). Under ASan and UBSan the worker adds three to four
-//  times slower, so the test goes through the doubling to 4M slots, which
-//  took 319 to 539 ms in one pass in that build, and stays under a minute.
-#if defined(__SANITIZE_ADDRESS__)
-#define CARTS 1700000
-//  ASan keeps freed blocks in a quarantine of 256 MB and, once it is full,
-//  recycles a tenth of it at once. The worker frees a few blocks in every
-//  request (EVP_Digest allocates in hash_key), and those recyclings made
-//  heartbeat gaps of 300 to 370 ms in this test (110 ms without them):
-//  ASan's own, not the partition's. So the worker gets a 16 MB
-//  quarantine, recycled in small bites (appended to the ASAN_OPTIONS it
-//  inherits, so that it wins).
-#define WORKER_ASAN_OPTIONS "quarantine_size_mb=16"
-#else
+//  786,433, to 4M at 1,572,865 and to 8M at 3,145,729, and a doubling from
+//  n slots is over (the new table zeroed a page per operation, 16 carts
+//  moved per operation, the old table given back) about n/128 + 3n/64
+//  carts later: the one to 8M slots by cart 3,376,000. The test goes
+//  through all three. Done in one pass, the last made heartbeat gaps of
+//  460 to 700 ms here, the one to 4M slots 313 to 364 ms, to 2M 155 to 176.
 #define CARTS 3400000
-#endif
 
 #define WINDOW      1000                                //  adds in flight
 #define LIVENESS_MS (CART_HEARTBEAT_MS * CART_LIVENESS) //  the broker's window
 #define SLICE_MS    10     //  how often a waiting test looks at its socket
 #define WAIT_MS     5000   //  the longest the worker may send nothing
-#define DEADLINE_MS 120000 //  the longest one run may take, whatever the build
+#define DEADLINE_MS 120000 //  the longest one run may take (10 to 20 s here)
 #define DRAIN_MAX   1024   //  messages read before the test heartbeats again
 
 static uint64_t *s_keys; //  hash_key of add n's customer, for each n
@@ -95,6 +82,15 @@ s_customer (size_t n, char *customer)
 {
     return (size_t)snprintf (customer, 32, "stall-%zu", n);
 }
+
+//  How long each thread of a process has waited for a core, as the kernel
+//  counts it (/proc/PID/task/TID/schedstat, its second field, in ns)
+#define TASKS_MAX 64
+typedef struct {
+    size_t n;
+    int tid[TASKS_MAX];
+    uint64_t waited_ns[TASKS_MAX];
+} waits_t;
 
 typedef struct {
     zsock_t *socket; //  the worker's broker
@@ -114,7 +110,10 @@ typedef struct {
     int64_t heartbeat_late; //  when the last heartbeat was read; 0 before one
     int64_t longest_gap;    //  from one heartbeat's late to the next's early
     size_t gap_carts;       //  carts answered when the longest gap ended
+    int64_t gap_waits[2];   //  then: the most a thread of the worker, of the
+                            //  test waited for a core since the heartbeat before
     int64_t longest_apart;  //  from one heartbeat's late to the next's late
+    waits_t waits[2];       //  the worker's and the test's at the last heartbeat
     size_t heartbeats;
     uint64_t load_carts; //  in the last load report
     size_t loads;
@@ -122,15 +121,64 @@ typedef struct {
 
 static stall_t s_stall;
 
-//  How busy the machine is, for the messages: a gap can also be another
-//  program keeping the worker off its core.
-static const char *
-s_machine (void)
+//  --------------------------------------------------------------------------
+//  Whether the machine held the worker back: a gap is also another
+//  program's load keeping the worker, or this test, off the cores. The
+//  kernel counts how long each thread was ready to run but waited; the
+//  messages say the most any one thread waited in the gap.
+
+static void
+s_waits_read (pid_t pid, waits_t *waits)
 {
-    static char text[64];
+    char path[64];
+    snprintf (path, sizeof (path), "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir (path);
+    struct dirent *task;
+    waits->n = 0;
+    while (tasks && waits->n < TASKS_MAX && (task = readdir (tasks))) {
+        char file[128];
+        snprintf (file, sizeof (file), "%s/%.16s/schedstat", path, task->d_name);
+        FILE *stat = task->d_name[0] == '.' ? NULL : fopen (file, "r");
+        unsigned long long ran, waited;
+        if (stat && fscanf (stat, "%llu %llu", &ran, &waited) == 2) {
+            waits->tid[waits->n] = atoi (task->d_name);
+            waits->waited_ns[waits->n++] = waited;
+        }
+        if (stat)
+            fclose (stat);
+    }
+    if (tasks)
+        closedir (tasks);
+}
+
+//  The most that one thread of pid waited for a core since *last was
+//  read, in ms; *last is read again.
+static int64_t
+s_waited (pid_t pid, waits_t *last)
+{
+    waits_t now;
+    s_waits_read (pid, &now);
+    uint64_t most = 0;
+    for (size_t i = 0; i < now.n; i++)
+        for (size_t j = 0; j < last->n; j++)
+            if (now.tid[i] == last->tid[j] &&
+                now.waited_ns[i] - last->waited_ns[j] > most)
+                most = now.waited_ns[i] - last->waited_ns[j];
+    *last = now;
+    return (int64_t)(most / 1000000);
+}
+
+//  What the machine did meanwhile, for a message.
+static const char *
+s_machine (int64_t worker_waited, int64_t test_waited)
+{
+    static char text[160];
     double load = 0;
     getloadavg (&load, 1);
-    snprintf (text, sizeof (text), "load average %.2f on %ld cores", load,
+    snprintf (text, sizeof (text),
+              "meanwhile a thread of the worker waited up to %lld ms for a core, one "
+              "of this test %lld ms; load average %.2f on %ld cores",
+              (long long)worker_waited, (long long)test_waited, load,
               sysconf (_SC_NPROCESSORS_ONLN));
     return text;
 }
@@ -257,11 +305,14 @@ s_start (stall_t *self, const char *endpoint)
 static void
 s_take_heartbeat (stall_t *self, int64_t early, int64_t late)
 {
+    int64_t waited[2] = {s_waited (self->worker, &self->waits[0]),
+                         s_waited (getpid (), &self->waits[1])};
     if (self->heartbeat_late) {
         int64_t gap = early - self->heartbeat_late;
         if (gap > self->longest_gap) {
             self->longest_gap = gap;
             self->gap_carts = self->created;
+            memcpy (self->gap_waits, waited, sizeof (waited));
         }
         if (late - self->heartbeat_late > self->longest_apart)
             self->longest_apart = late - self->heartbeat_late;
@@ -316,13 +367,17 @@ s_take (stall_t *self)
         case CART_CMD_REPLY:
             s_take_reply (self);
             break;
-        case CART_CMD_READY:
-            //  It heard nothing from this test for its liveness window: the
-            //  test was held up (it sends a heartbeat every 100 ms)
+        case CART_CMD_READY: {
+            //  It heard nothing from this test (which sends every 100 ms)
+            //  for its liveness window: it stood still that long, or the
+            //  test did, or the machine held them back
+            int64_t worker_waited = s_waited (self->worker, &self->waits[0]);
             fail_msg ("the worker found this test silent and registered again, "
                       "after %zu carts; the test had looked away from its socket for "
-                      "up to %lld ms (%s)",
-                      self->created, (long long)self->longest_away, s_machine ());
+                      "up to %lld ms; %s",
+                      self->created, (long long)self->longest_away,
+                      s_machine (worker_waited, s_waited (getpid (), &self->waits[1])));
+        }
         case CART_CMD_DISCONNECT:
         case CART_CMD_REQUEST: //  cart_msg_recv lets none of these through
         case CART_CMD_PING:
@@ -388,20 +443,21 @@ s_run (bool data_dir)
         s_turn (self);
     double seconds = (double)(loaded - self->started) / 1000;
     print_message ("%s: %zu carts in %.1f s (%.0f adds/s, %d in flight), %zu "
-                   "heartbeats: the longest gap %lld ms (after %zu carts), %lld ms "
-                   "from one arrival to the next; the test looked away for up to "
-                   "%lld ms; its last load report %llu carts; %s\n",
+                   "heartbeats; the longest gap %lld ms, after %zu carts (%lld ms from "
+                   "one arrival to the next at most; in that gap a thread of the "
+                   "worker waited %lld ms for a core at most); the test looked away "
+                   "for up to %lld ms; the last load report: %llu carts\n",
                    *self->dir ? "data dir, fsync everysec" : "in memory", self->created,
                    seconds, (double)self->created / seconds, WINDOW, self->heartbeats,
                    (long long)self->longest_gap, self->gap_carts,
-                   (long long)self->longest_apart, (long long)self->longest_away,
-                   (unsigned long long)self->load_carts, s_machine ());
+                   (long long)self->longest_apart, (long long)self->gap_waits[0],
+                   (long long)self->longest_away, (unsigned long long)self->load_carts);
     assert_int_equal (self->load_carts, CARTS);
     if (self->longest_gap >= LIVENESS_MS)
         fail_msg ("the worker sent no heartbeat for %lld ms (after %zu carts): a "
-                  "broker drops it after %d ms (%s)",
+                  "broker drops it after %d ms; %s",
                   (long long)self->longest_gap, self->gap_carts, LIVENESS_MS,
-                  s_machine ());
+                  s_machine (self->gap_waits[0], self->gap_waits[1]));
     test_kill (&self->worker, SIGTERM);
 }
 
@@ -444,7 +500,7 @@ test_grow_with_data_dir (void **state)
     s_run (true);
 }
 
-//  The keys of every add, for both runs; the worker's ASan options.
+//  The keys of every add, for both runs.
 static int
 s_group_setup (void **state)
 {
@@ -455,14 +511,6 @@ s_group_setup (void **state)
         size_t len = s_customer (n, customer);
         s_keys[n] = cart_hash_key (customer, len);
     }
-#ifdef WORKER_ASAN_OPTIONS
-    const char *options = getenv ("ASAN_OPTIONS");
-    char *merged = zsys_sprintf ("%s%s%s", options ? options : "",
-                                 options && *options ? ":" : "", WORKER_ASAN_OPTIONS);
-    assert_non_null (merged);
-    assert_int_equal (setenv ("ASAN_OPTIONS", merged, 1), 0);
-    zstr_free (&merged);
-#endif
     return 0;
 }
 
