@@ -329,31 +329,24 @@ s_scan (const char *path, const uint8_t *data, size_t size, cart_log_scan_t *sca
                                          scan->last ? scan->last : scan->after);
             break;
         }
+        //  A record up to `after` is only looked at (check), a later one
+        //  applied (replay)
         uint64_t number = cart_get_be (data + offset + 8, 8);
-        if (number <= scan->after && scan->check &&
-            scan->check (scan->arg, data + offset + CART_LOG_HEAD, length)) {
-            *error = cart_errorf ("'%s': the record at offset %llu (number %llu) is not "
-                                  "a change",
-                                  path, (unsigned long long)offset,
-                                  (unsigned long long)number);
+        bool skipped = number <= scan->after;
+        cart_log_replay_fn *take = skipped ? scan->check : scan->replay;
+        if (take && take (scan->arg, data + offset + CART_LOG_HEAD, length)) {
+            *error =
+                cart_errorf ("'%s': the record at offset %llu (number %llu) %s", path,
+                             (unsigned long long)offset, (unsigned long long)number,
+                             skipped ? "is not a change" : "cannot be applied");
             scan->refused = true;
             scan->fault_at = offset;
             scan->bytes = offset;
             return -1;
         }
-        if (number <= scan->after)
+        if (skipped)
             scan->skipped++;
-        else if (scan->replay &&
-                 scan->replay (scan->arg, data + offset + CART_LOG_HEAD, length)) {
-            *error = cart_errorf ("'%s': the record at offset %llu (number %llu) cannot "
-                                  "be applied",
-                                  path, (unsigned long long)offset,
-                                  (unsigned long long)number);
-            scan->refused = true;
-            scan->fault_at = offset;
-            scan->bytes = offset;
-            return -1;
-        } else
+        else
             scan->records++;
         if (!scan->first)
             scan->first = number;
@@ -415,16 +408,6 @@ cart_log_scan (const char *path, cart_log_scan_t *scan, const char **error)
     return rc;
 }
 
-//  A copy of a message in the thread's error buffer, to build on (a
-//  message may not be formatted from the buffer it is written to).
-static const char *
-s_copy (const char *message)
-{
-    static __thread char copy[512];
-    snprintf (copy, sizeof (copy), "%s", message);
-    return copy;
-}
-
 //  Reads the log through; on damage, decides between a cut (a torn tail,
 //  or --repair) and a refusal. Returns 0 or -1.
 static int
@@ -435,8 +418,8 @@ s_read_through (cart_log_t *self, const cart_log_options_t *options,
         //  A whole record that cannot be applied is damage too, for a
         //  repair: it changed nothing, and the log is cut before it
         if (scan->refused && !options->repair)
-            *error = cart_errorf ("%s (--repair cuts the log there, keeping a copy)",
-                                  s_copy (*error));
+            *error =
+                cart_errorf ("%s (--repair cuts the log there, keeping a copy)", *error);
         if (!scan->refused || !options->repair)
             return -1;
         fprintf (stderr, "cart_log: %s\n", *error);

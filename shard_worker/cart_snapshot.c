@@ -229,11 +229,10 @@ cart_snapshot_load_fd (int fd, const char *path, uint32_t shard, uint32_t shards
         return 0;
     info->present = true;
     info->bytes = scan.size;
-    if (rc && load.why) {
-        char where[400];
-        snprintf (where, sizeof (where), "%s", fault);
-        fault = cart_errorf ("%s: %s", where, load.text);
-    } else if (rc == 0 && scan.fault)
+    if (rc && load.why)
+        fault =
+            cart_errorf ("%s: %s", fault, load.text); //  cart_errorf may build on itself
+    else if (rc == 0 && scan.fault)
         fault = cart_errorf ("'%s' is damaged at offset %llu (%s); a snapshot is "
                              "written whole, so this is not a crash's doing: restore "
                              "the shard from a backup",

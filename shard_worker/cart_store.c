@@ -129,11 +129,8 @@ s_check_skipped (void *arg, const void *payload, size_t size)
 static int
 s_scan_result (replay_t *replay, int rc, const char **error)
 {
-    if (rc == -1 && replay && *replay->why) {
-        char where[400];
-        snprintf (where, sizeof (where), "%s", *error);
-        *error = cart_errorf ("%s: %s", where, replay->why);
-    }
+    if (rc == -1 && replay && *replay->why)
+        *error = cart_errorf ("%s: %s", *error, replay->why); //  it may build on itself
     return rc;
 }
 

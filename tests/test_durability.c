@@ -74,6 +74,18 @@ s_start_broker (cluster_t *self)
                       2);
 }
 
+//  Stops the client, the worker and the broker; removes the data.
+static void
+s_stop (cluster_t *self)
+{
+    cart_client_destroy (&self->client);
+    test_kill (&self->worker, SIGTERM);
+    test_kill (&self->broker, SIGTERM);
+    char command[128];
+    snprintf (command, sizeof (command), "rm -rf '%.64s'", self->dir);
+    assert_int_equal (system (command), 0);
+}
+
 //  The customer and item of add number n
 static void
 s_names (int n, char *customer, char *item)
@@ -239,12 +251,7 @@ s_run (const char *fsync, bool compact)
     }
     if (compact)
         assert_int_equal (s_snapshots (self), SHARDS);
-    cart_client_destroy (&self->client);
-    test_kill (&self->worker, SIGTERM);
-    test_kill (&self->broker, SIGTERM);
-    char command[128];
-    snprintf (command, sizeof (command), "rm -rf '%.64s'", self->dir);
-    assert_int_equal (system (command), 0);
+    s_stop (self);
 }
 
 static void
@@ -336,12 +343,7 @@ test_slow_disk (void **state)
         snprintf (old, sizeof (old), "%.64s/shard-%d.log.old", self->dir, shard);
         assert_true (access (snap, F_OK) == 0 || access (old, F_OK) == 0);
     }
-    cart_client_destroy (&self->client);
-    test_kill (&self->worker, SIGTERM);
-    test_kill (&self->broker, SIGTERM);
-    char command[128];
-    snprintf (command, sizeof (command), "rm -rf '%.64s'", self->dir);
-    assert_int_equal (system (command), 0);
+    s_stop (self);
 }
 
 //  cartd keeps its data by default: started on a directory that does not

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cart_log.h"
+#include "test_files.h"
 
 //  --------------------------------------------------------------------------
 //  Helpers
@@ -209,83 +210,6 @@ s_open (const cart_log_options_t *options, uint32_t shard, s_list_t *got)
     return log;
 }
 
-//  The whole file; *size set.
-static uint8_t *
-s_read_file (const char *path, size_t *size)
-{
-    int fd = open (path, O_RDONLY);
-    assert_true (fd != -1);
-    struct stat info;
-    assert_int_equal (fstat (fd, &info), 0);
-    *size = (size_t)info.st_size;
-    uint8_t *data = malloc (*size ? *size : 1);
-    assert_non_null (data);
-    size_t done = 0;
-    while (done < *size) {
-        ssize_t got = read (fd, data + done, *size - done);
-        assert_true (got > 0);
-        done += (size_t)got;
-    }
-    close (fd);
-    return data;
-}
-
-static void
-s_write_file (const char *path, const uint8_t *data, size_t size)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true (fd != -1);
-    size_t done = 0;
-    while (done < size) {
-        ssize_t wrote = write (fd, data + done, size - done);
-        assert_true (wrote > 0);
-        done += (size_t)wrote;
-    }
-    assert_int_equal (close (fd), 0);
-}
-
-static long long
-s_file_size (const char *path)
-{
-    struct stat info;
-    return stat (path, &info) == 0 ? (long long)info.st_size : -1;
-}
-
-//  Captures what the module writes on stderr (the cut is logged there), so
-//  that a thousand opens stay quiet; the assertions come after s_quiet_end.
-static int s_saved_stderr = -1;
-static char s_quiet_path[160];
-
-static void
-s_quiet_begin (const s_fixture_t *self)
-{
-    fflush (stderr);
-    snprintf (s_quiet_path, sizeof (s_quiet_path), "%s/stderr.txt", self->dir);
-    int fd = open (s_quiet_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true (fd != -1);
-    s_saved_stderr = dup (2);
-    assert_true (s_saved_stderr != -1);
-    dup2 (fd, 2);
-    close (fd);
-}
-
-//  Restores stderr; returns what was written (free it).
-static char *
-s_quiet_end (void)
-{
-    fflush (stderr);
-    dup2 (s_saved_stderr, 2);
-    close (s_saved_stderr);
-    s_saved_stderr = -1;
-    size_t size;
-    uint8_t *data = s_read_file (s_quiet_path, &size);
-    char *text = realloc (data, size + 1);
-    assert_non_null (text);
-    text[size] = 0;
-    unlink (s_quiet_path);
-    return text;
-}
-
 //  Writes want->count records' worth of a log at dir/shard-0.log: the
 //  records' starts go to starts[0..count] (starts[count] = the size).
 static void
@@ -312,7 +236,7 @@ s_make_log (const s_fixture_t *self, s_list_t *want, size_t count, size_t min_si
     cart_log_close (&log);
     assert_null (log);
     s_list_clear (&got);
-    assert_int_equal (s_file_size (self->log_path), (long long)offset);
+    assert_int_equal (test_file_size (self->log_path), (long long)offset);
 }
 
 //  --------------------------------------------------------------------------
@@ -348,7 +272,7 @@ test_round_trip (void **state)
             assert_true (cart_log_pending (log));
         }
         s_commit (log);
-        assert_int_equal (s_file_size (self->log_path), (long long)bytes);
+        assert_int_equal (test_file_size (self->log_path), (long long)bytes);
     }
     assert_int_equal (done, N);
     cart_log_close (&log);
@@ -373,7 +297,7 @@ test_round_trip (void **state)
     }
     assert_true (cart_log_pending (log));
     cart_log_close (&log);
-    assert_int_equal (s_file_size (self->log_path), (long long)bytes);
+    assert_int_equal (test_file_size (self->log_path), (long long)bytes);
 
     log = s_open (&options, 0, &got);
     s_assert_prefix (&got, &want, N + M);
@@ -410,7 +334,7 @@ test_truncation (void **state)
     uint64_t starts[COUNT + 1];
     s_make_log (self, &want, COUNT, 1, 200, 10, 2, starts);
     size_t size;
-    uint8_t *original = s_read_file (self->log_path, &size);
+    uint8_t *original = test_read_file (self->log_path, &size);
     assert_int_equal (size, starts[COUNT]);
 
     cart_log_options_t options = s_options (self, CART_FSYNC_NO);
@@ -420,13 +344,13 @@ test_truncation (void **state)
         while (record < COUNT && starts[record + 1] <= cut)
             record++;
         bool boundary = starts[record] == cut;
-        s_write_file (self->log_path, original, cut);
+        test_write_file (self->log_path, original, cut);
 
-        s_quiet_begin (self);
+        test_quiet_begin (self->dir);
         const char *error = NULL;
         s_list_clear (&got);
         cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
-        char *logged = s_quiet_end ();
+        char *logged = test_quiet_end ();
         if (!log)
             print_error ("cut at %llu: %s\n", (unsigned long long)cut, error);
         assert_non_null (log);
@@ -436,7 +360,7 @@ test_truncation (void **state)
         assert_int_equal (stats->bytes, starts[record]);
         assert_int_equal (stats->cut_at, boundary ? 0 : starts[record]);
         assert_int_equal (stats->cut_bytes, cut - starts[record]);
-        assert_int_equal (s_file_size (self->log_path), (long long)starts[record]);
+        assert_int_equal (test_file_size (self->log_path), (long long)starts[record]);
         if (boundary)
             assert_string_equal (logged, "");
         else {
@@ -483,7 +407,7 @@ test_flipped_small (void **state)
     uint64_t starts[COUNT + 1];
     s_make_log (self, &want, COUNT, 1, 48, 5, 3, starts);
     size_t size;
-    uint8_t *original = s_read_file (self->log_path, &size);
+    uint8_t *original = test_read_file (self->log_path, &size);
     assert_true (size < CART_LOG_TAIL_MAX);
     uint8_t *copy = malloc (size);
     assert_non_null (copy);
@@ -495,13 +419,13 @@ test_flipped_small (void **state)
             record++;
         memcpy (copy, original, size);
         copy[at] ^= (uint8_t)(1u << (at % 8));
-        s_write_file (self->log_path, copy, size);
+        test_write_file (self->log_path, copy, size);
 
-        s_quiet_begin (self);
+        test_quiet_begin (self->dir);
         const char *error = NULL;
         s_list_clear (&got);
         cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
-        char *logged = s_quiet_end ();
+        char *logged = test_quiet_end ();
         if (record + 1 < COUNT) {
             //  Whole records follow the damage: not a torn end, refused
             if (log)
@@ -511,7 +435,7 @@ test_flipped_small (void **state)
             snprintf (needle, sizeof (needle), "offset %llu",
                       (unsigned long long)starts[record]);
             assert_non_null (strstr (error, needle));
-            assert_int_equal (s_file_size (self->log_path), (long long)size);
+            assert_int_equal (test_file_size (self->log_path), (long long)size);
             free (logged);
             continue;
         }
@@ -529,7 +453,7 @@ test_flipped_small (void **state)
         assert_int_equal (stats->cut_at, starts[record]);
         assert_int_equal (stats->cut_bytes, size - starts[record]);
         assert_int_equal (stats->bytes, starts[record]);
-        assert_int_equal (s_file_size (self->log_path), (long long)starts[record]);
+        assert_int_equal (test_file_size (self->log_path), (long long)starts[record]);
         assert_true (strlen (logged) > 0);
         free (logged);
         cart_log_close (&log);
@@ -550,7 +474,7 @@ static uint8_t *
 s_make_big (const s_fixture_t *self, s_list_t *want, size_t *size)
 {
     s_make_log (self, want, BIG_COUNT, BIG_SIZE, BIG_SIZE, 256, 4, NULL);
-    uint8_t *original = s_read_file (self->log_path, size);
+    uint8_t *original = test_read_file (self->log_path, size);
     assert_int_equal (*size, (size_t)BIG_COUNT * BIG_RECORD);
     assert_true (*size > CART_LOG_TAIL_MAX);
     return original;
@@ -578,7 +502,7 @@ test_damage_middle (void **state)
     assert_non_null (damaged);
     memcpy (damaged, original, size);
     damaged[offset + CART_LOG_HEAD + 50] ^= 0xFF;
-    s_write_file (self->log_path, damaged, size);
+    test_write_file (self->log_path, damaged, size);
 
     //  Refused, naming the file and the offset; the file is left as it was
     cart_log_options_t options = s_options (self, CART_FSYNC_NO);
@@ -593,21 +517,21 @@ test_damage_middle (void **state)
         print_error ("error: %s\n", error);
     assert_non_null (strstr (error, needle));
     size_t after_size;
-    uint8_t *after = s_read_file (self->log_path, &after_size);
+    uint8_t *after = test_read_file (self->log_path, &after_size);
     assert_int_equal (after_size, size);
     assert_memory_equal (after, damaged, size);
     free (after);
     char copy_path[192];
     s_damaged_path (self, offset, copy_path, sizeof (copy_path));
-    assert_int_equal (s_file_size (copy_path), -1);
+    assert_int_equal (test_file_size (copy_path), -1);
 
     //  Repaired: 10 records, the original kept beside, the log cut
     options.repair = true;
-    s_quiet_begin (self);
+    test_quiet_begin (self->dir);
     s_list_clear (&got);
     error = NULL;
     log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
-    char *logged = s_quiet_end ();
+    char *logged = test_quiet_end ();
     if (!log)
         print_error ("repair: %s\n", error);
     assert_non_null (log);
@@ -618,9 +542,9 @@ test_damage_middle (void **state)
     assert_int_equal (cart_log_stats (log)->cut_at, offset);
     assert_int_equal (cart_log_stats (log)->cut_bytes, size - offset);
     assert_int_equal (cart_log_stats (log)->bytes, offset);
-    assert_int_equal (s_file_size (self->log_path), (long long)offset);
+    assert_int_equal (test_file_size (self->log_path), (long long)offset);
     size_t kept_size;
-    uint8_t *kept = s_read_file (copy_path, &kept_size);
+    uint8_t *kept = test_read_file (copy_path, &kept_size);
     assert_int_equal (kept_size, size);
     assert_memory_equal (kept, damaged, size);
     free (kept);
@@ -671,22 +595,22 @@ test_damage_boundary (void **state)
         uint64_t offset = tails[t] * BIG_RECORD;
         memcpy (damaged, original, size);
         damaged[offset + 5] ^= 0x01; //  its checksum
-        s_write_file (self->log_path, damaged, size);
-        s_quiet_begin (self);
+        test_write_file (self->log_path, damaged, size);
+        test_quiet_begin (self->dir);
         const char *error = NULL;
         s_list_clear (&got);
         cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
-        char *logged = s_quiet_end ();
+        char *logged = test_quiet_end ();
         if (!log)
             print_error ("record %zu: %s\n", tails[t], error);
         assert_non_null (log);
         free (logged);
         s_assert_prefix (&got, &want, tails[t]);
         assert_int_equal (cart_log_stats (log)->cut_at, offset);
-        assert_int_equal (s_file_size (self->log_path), (long long)offset);
+        assert_int_equal (test_file_size (self->log_path), (long long)offset);
         char copy_path[192];
         s_damaged_path (self, offset, copy_path, sizeof (copy_path));
-        assert_int_equal (s_file_size (copy_path), -1);
+        assert_int_equal (test_file_size (copy_path), -1);
         cart_log_close (&log);
     }
 
@@ -697,7 +621,7 @@ test_damage_boundary (void **state)
         uint64_t offset = refused[r] * BIG_RECORD;
         memcpy (damaged, original, size);
         damaged[offset + 5] ^= 0x01;
-        s_write_file (self->log_path, damaged, size);
+        test_write_file (self->log_path, damaged, size);
         const char *error = NULL;
         s_list_clear (&got);
         cart_log_t *log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
@@ -705,7 +629,7 @@ test_damage_boundary (void **state)
         char needle[64];
         snprintf (needle, sizeof (needle), "offset %llu", (unsigned long long)offset);
         assert_non_null (strstr (error, needle));
-        assert_int_equal (s_file_size (self->log_path), (long long)size);
+        assert_int_equal (test_file_size (self->log_path), (long long)size);
     }
 
     free (damaged);
@@ -732,12 +656,12 @@ test_out_of_place (void **state)
     uint64_t starts[COUNT + 1];
     s_make_log (self, &want, COUNT, 1, 100, 4, 5, starts);
     size_t size;
-    uint8_t *original = s_read_file (self->log_path, &size);
+    uint8_t *original = test_read_file (self->log_path, &size);
     uint8_t *twice = malloc (2 * size);
     assert_non_null (twice);
     memcpy (twice, original, size);
     memcpy (twice + size, original, size);
-    s_write_file (self->log_path, twice, 2 * size);
+    test_write_file (self->log_path, twice, 2 * size);
     //  Whole records out of place are never a torn write, even at the end:
     //  refused, naming the offset, and cut only by --repair
     const char *error = NULL;
@@ -749,16 +673,16 @@ test_out_of_place (void **state)
     assert_non_null (strstr (error, "out of order"));
     options.repair = true;
     s_list_clear (&got);
-    s_quiet_begin (self);
+    test_quiet_begin (self->dir);
     log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
-    free (s_quiet_end ());
+    free (test_quiet_end ());
     options.repair = false;
     if (!log)
         print_error ("open: %s\n", error);
     assert_non_null (log);
     s_assert_prefix (&got, &want, COUNT);
     assert_int_equal (cart_log_stats (log)->cut_at, size);
-    assert_int_equal (s_file_size (self->log_path), (long long)size);
+    assert_int_equal (test_file_size (self->log_path), (long long)size);
     cart_log_close (&log);
     free (twice);
     free (original);
@@ -773,7 +697,7 @@ test_out_of_place (void **state)
     memcpy (spliced, original, offset);
     memcpy (spliced + offset, original, block);
     memcpy (spliced + offset + block, original + offset, size - offset);
-    s_write_file (self->log_path, spliced, size + block);
+    test_write_file (self->log_path, spliced, size + block);
     error = NULL;
     s_list_clear (&got);
     log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
@@ -845,7 +769,7 @@ test_replay_refuses (void **state)
     uint64_t starts[COUNT + 1];
     s_make_log (self, &want, COUNT, 1, 300, 3, 6, starts);
     size_t size;
-    uint8_t *original = s_read_file (self->log_path, &size);
+    uint8_t *original = test_read_file (self->log_path, &size);
 
     cart_log_options_t options = s_options (self, CART_FSYNC_NO);
     got.refuse_at = REFUSED;
@@ -865,7 +789,7 @@ test_replay_refuses (void **state)
 
     //  The log is left whole, and the shard free
     size_t after_size;
-    uint8_t *after = s_read_file (self->log_path, &after_size);
+    uint8_t *after = test_read_file (self->log_path, &after_size);
     assert_int_equal (after_size, size);
     assert_memory_equal (after, original, size);
     free (after);
@@ -887,19 +811,19 @@ test_replay_refuses (void **state)
     options.repair = true;
     got.refuse_at = REFUSED;
     s_list_clear (&got);
-    s_quiet_begin (self);
+    test_quiet_begin (self->dir);
     log = cart_log_open (&options, 0, 0, s_replay, &got, &error);
-    free (s_quiet_end ());
+    free (test_quiet_end ());
     assert_non_null (log);
     s_assert_prefix (&got, &want, REFUSED);
     assert_int_equal (cart_log_stats (log)->cut_at, starts[REFUSED]);
     assert_int_equal (cart_log_sequence (log), REFUSED);
     cart_log_close (&log);
-    assert_int_equal (s_file_size (self->log_path), (long long)starts[REFUSED]);
+    assert_int_equal (test_file_size (self->log_path), (long long)starts[REFUSED]);
     char copy_path[192];
     s_damaged_path (self, starts[REFUSED], copy_path, sizeof (copy_path));
     size_t kept_size;
-    uint8_t *kept = s_read_file (copy_path, &kept_size);
+    uint8_t *kept = test_read_file (copy_path, &kept_size);
     assert_int_equal (kept_size, size);
     assert_memory_equal (kept, original, size);
     free (kept);
@@ -927,7 +851,7 @@ test_gap (void **state)
     s_commit (log);
     assert_int_equal (cart_log_sequence (log), 1009);
     cart_log_close (&log);
-    long long size = s_file_size (self->log_path);
+    long long size = test_file_size (self->log_path);
 
     //  After 1004: 1000..1004 checked and skipped, 1005..1009 replayed
     s_list_clear (&got);
@@ -942,15 +866,15 @@ test_gap (void **state)
         options.repair = repair;
         s_list_clear (&got);
         error = NULL;
-        s_quiet_begin (self);
+        test_quiet_begin (self->dir);
         log = cart_log_open (&options, 0, 998, s_replay, &got, &error);
-        free (s_quiet_end ());
+        free (test_quiet_end ());
         if (repair && log) //  a repair keeps a copy and cuts at the gap
             cart_log_close (&log);
         else {
             assert_null (log);
             assert_non_null (strstr (error, "missing"));
-            assert_int_equal (s_file_size (self->log_path), size); //  untouched
+            assert_int_equal (test_file_size (self->log_path), size); //  untouched
         }
     }
     s_list_clear (&got);
@@ -1151,7 +1075,7 @@ test_sizes (void **state)
     assert_int_equal (cart_log_append (log, big, SIZE_MAX), -1);
     assert_false (cart_log_pending (log));
     s_commit (log);
-    assert_int_equal (s_file_size (self->log_path), 0);
+    assert_int_equal (test_file_size (self->log_path), 0);
 
     //  The refusals took no sequence numbers: the records after them replay
     assert_int_equal (cart_log_append (log, big, CART_LOG_RECORD_MAX), 0);
@@ -1159,7 +1083,7 @@ test_sizes (void **state)
     assert_int_equal (cart_log_append (log, big + 1, 1), 0);
     s_commit (log);
     cart_log_close (&log);
-    assert_int_equal (s_file_size (self->log_path),
+    assert_int_equal (test_file_size (self->log_path),
                       (long long)(2 * CART_LOG_HEAD + CART_LOG_RECORD_MAX + 1));
     log = s_open (&options, 0, &got);
     assert_int_equal (got.count, 2);

@@ -50,6 +50,7 @@
 #include "cart_hash.h"
 #include "cart_ring.h"
 #include "cart_store.h"
+#include "test_files.h"
 
 enum {
     SHARDS = 4,       //  the cluster's shard count
@@ -130,17 +131,16 @@ s_setup (void **state)
     return 0;
 }
 
-static int s_saved_stderr = -1; //  stderr, while s_quiet_begin captures it
-static char *s_logged;          //  what s_quiet_end read last
+static char *s_logged; //  what s_quiet_end read last
 
 static int
 s_teardown (void **state)
 {
     s_fixture_t *self = (s_fixture_t *)*state;
-    if (s_saved_stderr != -1) { //  a test failed while quiet
-        dup2 (s_saved_stderr, 2);
-        close (s_saved_stderr);
-        s_saved_stderr = -1;
+    if (test_saved_stderr != -1) { //  a test failed while quiet
+        dup2 (test_saved_stderr, 2);
+        close (test_saved_stderr);
+        test_saved_stderr = -1;
     }
     //  A store left open by a failed test would hold the process's
     //  compaction slot (CART_COMPACT_PARALLEL) from the next tests
@@ -199,56 +199,13 @@ s_exists (const char *path)
     return stat (path, &info) == 0;
 }
 
-static long long
-s_size (const char *path)
-{
-    struct stat info;
-    return stat (path, &info) == 0 ? (long long)info.st_size : -1;
-}
-
-//  The whole file; *size set.
-static uint8_t *
-s_read_file (const char *path, size_t *size)
-{
-    int fd = open (path, O_RDONLY);
-    if (fd == -1)
-        fail_msg ("cannot open '%s'", path);
-    struct stat info;
-    assert_int_equal (fstat (fd, &info), 0);
-    *size = (size_t)info.st_size;
-    uint8_t *data = malloc (*size ? *size : 1);
-    assert_non_null (data);
-    size_t done = 0;
-    while (done < *size) {
-        ssize_t got = read (fd, data + done, *size - done);
-        assert_true (got > 0);
-        done += (size_t)got;
-    }
-    close (fd);
-    return data;
-}
-
-static void
-s_write_file (const char *path, const uint8_t *data, size_t size)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true (fd != -1);
-    size_t done = 0;
-    while (done < size) {
-        ssize_t wrote = write (fd, data + done, size - done);
-        assert_true (wrote > 0);
-        done += (size_t)wrote;
-    }
-    assert_int_equal (close (fd), 0);
-}
-
 //  Copies the first `limit` bytes of from (all of it: SIZE_MAX) to to.
 static void
 s_copy (const char *from, const char *to, size_t limit)
 {
     size_t size;
-    uint8_t *data = s_read_file (from, &size);
-    s_write_file (to, data, size < limit ? size : limit);
+    uint8_t *data = test_read_file (from, &size);
+    test_write_file (to, data, size < limit ? size : limit);
     free (data);
 }
 
@@ -260,41 +217,14 @@ s_clear (const s_fixture_t *self)
         unlink (s_file (self, (cart_file_t)which));
 }
 
-//  Captures what the store writes on stderr (a failed compaction, a cut),
-//  so that it can be shown in a failure's message.
-static char s_quiet_path[160];
-
-static void
-s_quiet_begin (const s_fixture_t *self)
-{
-    fflush (stderr);
-    snprintf (s_quiet_path, sizeof (s_quiet_path), "%s/stderr.txt", self->dir);
-    int fd = open (s_quiet_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true (fd != -1);
-    s_saved_stderr = dup (2);
-    assert_true (s_saved_stderr != -1);
-    dup2 (fd, 2);
-    close (fd);
-}
-
-//  Restores stderr; returns what was written, valid until the next call
-//  (the teardown frees the last).
+//  Restores stderr (test_quiet_begin); returns what was written, valid
+//  until the next call (the teardown frees the last).
 static char *
 s_quiet_end (void)
 {
-    fflush (stderr);
-    dup2 (s_saved_stderr, 2);
-    close (s_saved_stderr);
-    s_saved_stderr = -1;
-    size_t size;
-    uint8_t *data = s_read_file (s_quiet_path, &size);
-    char *text = realloc (data, size + 1);
-    assert_non_null (text);
-    text[size] = 0;
-    unlink (s_quiet_path);
     free (s_logged);
-    s_logged = text;
-    return text;
+    s_logged = test_quiet_end ();
+    return s_logged;
 }
 
 static void
@@ -513,7 +443,7 @@ s_refused (s_fixture_t *self, const char *path, const char *why)
     cart_partition_t *part = cart_partition_new ();
     cart_store_options_t options = s_options (self, COMPACT_NEVER);
     const char *error = NULL;
-    s_quiet_begin (self);
+    test_quiet_begin (self->dir);
     cart_store_t *store = cart_store_open (&options, self->shard, part, &error);
     char *logged = s_quiet_end ();
     cart_partition_destroy (&part);
@@ -575,7 +505,7 @@ s_compact_now (s_fixture_t *self, uint64_t covered)
 {
     const cart_store_stats_t *stats = cart_store_stats (self->store);
     uint64_t before = stats->compactions;
-    s_quiet_begin (self);
+    test_quiet_begin (self->dir);
     cart_store_tick (self->store);
     bool started = cart_store_compacting (self->store);
     bool done = s_wait_done (self);
@@ -603,7 +533,7 @@ static void
 s_settle (s_fixture_t *self)
 {
     const cart_store_stats_t *stats = cart_store_stats (self->store);
-    s_quiet_begin (self);
+    test_quiet_begin (self->dir);
     cart_store_tick (self->store);
     bool done = s_wait_done (self);
     char *logged = s_quiet_end ();
@@ -735,7 +665,7 @@ test_compaction_round_trip (void **state)
                       (unsigned long long)stats->compactions, requests, ROUNDS);
         s_batch (self, BATCH);
         requests += BATCH;
-        long long size = s_size (log);
+        long long size = test_file_size (log);
         uint64_t sequence = cart_log_sequence (cart_store_log (self->store));
         cart_store_tick (self->store);
         if (batches_since == -1 && cart_store_compacting (self->store)) {
@@ -758,11 +688,11 @@ test_compaction_round_trip (void **state)
         assert_int_equal (stats->snapshot.covered, covered);
         assert_false (s_exists (s_file (self, CART_FILE_OLD_LOG)));
         assert_false (s_exists (s_file (self, CART_FILE_NEW_SNAPSHOT)));
-        assert_true (s_size (log) < at_rotation);
+        assert_true (test_file_size (log) < at_rotation);
         cart_log_scan_t scan = s_scan (log);
         assert_int_equal (scan.first, covered + 1);
         assert_int_equal (scan.last, cart_log_sequence (cart_store_log (self->store)));
-        assert_int_equal (s_size (s_file (self, CART_FILE_SNAPSHOT)),
+        assert_int_equal (test_file_size (s_file (self, CART_FILE_SNAPSHOT)),
                           (long long)stats->snapshot.bytes);
     }
     uint64_t sequence = cart_log_sequence (cart_store_log (self->store));
@@ -817,7 +747,7 @@ test_crash_after_link (void **state)
     s_place (self, "log1", CART_FILE_LOG);
     assert_int_equal (
         link (s_file (self, CART_FILE_LOG), s_file (self, CART_FILE_OLD_LOG)), 0);
-    s_write_file (s_file (self, CART_FILE_NEW_LOG), NULL, 0);
+    test_write_file (s_file (self, CART_FILE_NEW_LOG), NULL, 0);
     s_open (self, COMPACT_NEVER);
     assert_false (s_exists (s_file (self, CART_FILE_NEW_LOG)));
     s_assert_same (self->part, self->model_l);
@@ -867,7 +797,7 @@ test_crash_half_snapshot (void **state)
     s_place (self, "snap0", CART_FILE_SNAPSHOT);
     s_place (self, "log1", CART_FILE_OLD_LOG);
     s_place (self, "log2", CART_FILE_LOG);
-    long long whole = s_size (s_kept (self, "snap1"));
+    long long whole = test_file_size (s_kept (self, "snap1"));
     s_copy (s_kept (self, "snap1"), s_file (self, CART_FILE_NEW_SNAPSHOT),
             (size_t)whole / 2);
     s_open (self, COMPACT_NEVER);
@@ -933,8 +863,8 @@ test_crash_before_rename (void **state)
     s_close (self);
     //  The snapshot made holds what the real run's did (perhaps in another
     //  order of carts: the same size), and the reopen reads it
-    assert_int_equal (s_size (s_file (self, CART_FILE_SNAPSHOT)),
-                      s_size (s_kept (self, "snap1")));
+    assert_int_equal (test_file_size (s_file (self, CART_FILE_SNAPSHOT)),
+                      test_file_size (s_kept (self, "snap1")));
     s_open (self, COMPACT_NEVER);
     s_assert_same (self->part, self->model);
     assert_int_equal (cart_store_stats (self->store)->replayed, self->e - self->l);
@@ -1015,7 +945,7 @@ static void
 s_flip_each (s_fixture_t *self, const char *path, const char *why, bool all)
 {
     size_t size, flips = 0, opens = 0;
-    uint8_t *data = s_read_file (path, &size);
+    uint8_t *data = test_read_file (path, &size);
     bool *head = s_heads (data, size);
     int fd = open (path, O_WRONLY);
     assert_true (fd != -1);
@@ -1068,7 +998,7 @@ test_truncated_snapshot (void **state)
     char path[256];
     snprintf (path, sizeof (path), "%s", s_file (self, CART_FILE_SNAPSHOT));
     size_t size, opens = 0;
-    uint8_t *data = s_read_file (path, &size);
+    uint8_t *data = test_read_file (path, &size);
     //  Each record's start: a cut there leaves whole records only
     bool *start = calloc (size, sizeof (bool));
     assert_non_null (start);
@@ -1091,7 +1021,7 @@ test_truncated_snapshot (void **state)
     }
     close (fd);
     free (start);
-    s_write_file (path, data, size);
+    test_write_file (path, data, size);
     free (data);
     print_message ("  cut at each of %zu lengths (%zu opens)\n", size, opens);
     s_reopen_same (self, self->model);
@@ -1184,10 +1114,10 @@ test_gap_after_snapshot (void **state)
     s_history (self, 200, 20);
     s_place (self, "snap0", CART_FILE_SNAPSHOT);
     s_place (self, "log2", CART_FILE_LOG);
-    long long size = s_size (s_file (self, CART_FILE_LOG));
+    long long size = test_file_size (s_file (self, CART_FILE_LOG));
     char *error = s_refused (self, s_file (self, CART_FILE_LOG), "missing");
     free (error);
-    assert_int_equal (s_size (s_file (self, CART_FILE_LOG)), size); //  not cut
+    assert_int_equal (test_file_size (s_file (self, CART_FILE_LOG)), size); //  not cut
     char *text = NULL;
     const char *check_error;
     int rc = s_check (self, &text, &check_error);
@@ -1274,7 +1204,7 @@ test_failed_compaction_retried (void **state)
     assert_int_equal (mkdir (blocker, 0755), 0);
     const cart_store_stats_t *stats = cart_store_stats (self->store);
     uint64_t covered = 0;
-    s_quiet_begin (self);
+    test_quiet_begin (self->dir);
     for (int i = 0; !cart_store_compacting (self->store); i++) {
         assert_true (i < 10000);
         s_batch (self, BATCH);
@@ -1295,7 +1225,7 @@ test_failed_compaction_retried (void **state)
 
     //  The worker goes on, its changes in the new log (fewer bytes than
     //  compact_min: no other compaction comes due), and ticks
-    s_quiet_begin (self);
+    test_quiet_begin (self->dir);
     for (int i = 0; i < 3; i++) {
         s_batch (self, BATCH);
         cart_store_tick (self->store);
