@@ -18,6 +18,10 @@
         (none)     READY, a shard is served   REFUSE 409: one worker a shard
         (none)     READY, wrong shard count,  REFUSE 400 naming both values
                    heartbeat or shard number
+        (none)     READY, a shard its CURVE   REFUSE 403 naming the key's shards
+                   key does not grant
+        any        a message on its identity  drop it (an identity taken over
+                   from another CURVE key     by another member of the bus)
         (none)     HEARTBEAT                  send DISCONNECT (it registers)
         live       HEARTBEAT (with load)      renew expiry, record load
         live       REPLY to its own request   route to the client -> live
@@ -41,6 +45,7 @@
 #include <openssl/rand.h>
 
 #include "cart_actor.h"
+#include "cart_args.h"
 #include "cart_body.h"
 #include "cart_control.h"
 #include "cart_hash.h"
@@ -67,7 +72,8 @@ typedef struct {
     int64_t expiry;   //  zclock_mono () at which it is dead
     uint64_t replies; //  requests it has answered
     uint32_t generation;
-    bool stalled; //  a request to it expired since its last reply
+    bool stalled;                       //  a request to it expired since its last reply
+    char user[CART_CURVE_NAME_MAX + 1]; //  its CURVE key's name; "" without
 } worker_t;
 
 typedef struct {
@@ -101,6 +107,7 @@ typedef enum {
     WARN_MALFORMED,
     WARN_REFUSED_CONFIG, //  a READY that does not fit the cluster
     WARN_REFUSED_SERVED, //  a READY for a shard that has a worker
+    WARN_REFUSED_GRANT,  //  a READY for a shard its key does not grant
     WARN_FORGED,
     WARN_FULL,
     WARN_REMOVED,
@@ -114,9 +121,12 @@ typedef struct {
     zsock_t *backend;
     void *front; //  libzmq handles of the sockets above
     void *back;
+    cart_zap_t *zap;  //  with CURVE: who may connect to each socket
+    cart_peer_t peer; //  ... and who sent the message being handled
     uint32_t n_shards;
     shard_t *shards;
-    uint32_t *seen; //  READY check: the epoch a shard was last listed in
+    uint32_t *seen;    //  READY check: the epoch a shard was last listed in
+    uint32_t *granted; //  ... and the shards its key grants (CART_SHARDS_MAX)
     uint32_t epoch;
     worker_t *workers; //  n_shards records: a live worker owns a shard
     cart_idmap_t *worker_map;
@@ -143,10 +153,14 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Logging
 
-static const char *const s_warn_names[WARNS] = {
-    "malformed messages", "refused READYs: settings", "refused READYs: served shards",
-    "dropped replies",    "clients refused",          "workers removed",
-    "stalled workers"};
+static const char *const s_warn_names[WARNS] = {"malformed messages",
+                                                "refused READYs: settings",
+                                                "refused READYs: served shards",
+                                                "refused READYs: shards not granted",
+                                                "dropped replies",
+                                                "clients refused",
+                                                "workers removed",
+                                                "stalled workers"};
 
 //  Logs a warning of a kind at most once per WARN_MS, with how many of
 //  that kind were not logged since.
@@ -191,10 +205,15 @@ s_warn_flush (self_t *self)
 //  Set-up
 
 static zsock_t *
-s_router (const char *endpoints, int max_message, int sndhwm, const char **error)
+s_router (const char *endpoints, int max_message, int sndhwm, const cart_curve_t *curve,
+          const char *domain, const char **error)
 {
     zsock_t *sock = zsock_new (ZMQ_ROUTER);
     assert (sock);
+    if (curve && cart_curve_server (sock, curve, domain, error)) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
     zsock_set_router_mandatory (sock, 1);
     zsock_set_sndhwm (sock, sndhwm);
     zsock_set_rcvhwm (sock, CART_HWM);
@@ -219,6 +238,7 @@ s_self_destroy (self_t **self_p)
         return;
     zsock_destroy (&self->frontend);
     zsock_destroy (&self->backend);
+    cart_zap_destroy (&self->zap);
     zmq_msg_close (&self->stats);
     cart_msg_close (&self->msg);
     cart_idmap_destroy (&self->worker_map);
@@ -228,6 +248,7 @@ s_self_destroy (self_t **self_p)
     free (self->clients);
     free (self->workers);
     free (self->seen);
+    free (self->granted);
     free (self->shards);
     free (self);
     *self_p = NULL;
@@ -262,21 +283,36 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, const char **erro
     self->verbose = config->verbose;
     self->shards = (shard_t *)calloc (self->n_shards, sizeof (shard_t));
     self->seen = (uint32_t *)calloc (self->n_shards, sizeof (uint32_t));
+    self->granted = (uint32_t *)calloc (CART_SHARDS_MAX, sizeof (uint32_t));
     self->workers = (worker_t *)calloc (self->n_shards, sizeof (worker_t));
     self->clients = (client_t *)calloc (CLIENTS_MAX, sizeof (client_t));
     self->routes = (route_t *)calloc (ROUTES_MAX, sizeof (route_t));
-    assert (self->shards && self->seen && self->workers && self->clients && self->routes);
+    assert (self->shards && self->seen && self->granted && self->workers &&
+            self->clients && self->routes);
     for (uint32_t i = 0; i < self->n_shards; i++)
         self->shards[i].owner = -1;
     self->worker_map = cart_idmap_new (self->workers, sizeof (worker_t), self->n_shards);
     self->client_map = cart_idmap_new (self->clients, sizeof (client_t), CLIENTS_MAX);
     //  Random sequences: a worker cannot guess another's correlation ids
     self->slots = cart_slots_new (ROUTES_MAX, s_random ());
+    //  The handler runs before either socket binds: no handshake comes
+    //  before it can be answered
+    const cart_curve_t *curve = config->curve;
+    if (curve && (!config->worker_keys || !config->client_keys)) {
+        *error = "CURVE needs both key directories (--worker-keys and --client-keys)";
+        s_self_destroy (&self);
+        return NULL;
+    }
+    if (curve)
+        self->zap = cart_zap_new (config->worker_keys, config->client_keys,
+                                  config->verbose, error);
     //  Clients send requests of a few hundred bytes; workers send carts
-    self->frontend =
-        s_router (config->frontend, CART_REQUEST_WIRE_MAX, FRONT_SNDHWM, error);
+    if (!curve || self->zap)
+        self->frontend = s_router (config->frontend, CART_REQUEST_WIRE_MAX, FRONT_SNDHWM,
+                                   curve, CART_CURVE_CLIENTS, error);
     if (self->frontend)
-        self->backend = s_router (config->backend, CART_BODY_WIRE_MAX, CART_HWM, error);
+        self->backend = s_router (config->backend, CART_BODY_WIRE_MAX, CART_HWM, curve,
+                                  CART_CURVE_WORKERS, error);
     //  A worker keeps its identity across reconnections (cart_worker.c),
     //  and so may a client that sets its own: a new connection takes the
     //  identity over from the old one
@@ -528,8 +564,10 @@ s_refuse (self_t *self, uint16_t status, const char *format, ...)
     va_start (args, format);
     vsnprintf (text, sizeof (text), format, args);
     va_end (args);
-    s_warn (self, status == CART_CONFLICT ? WARN_REFUSED_SERVED : WARN_REFUSED_CONFIG,
-            "refused a worker's READY: %s", text);
+    warn_t kind = status == CART_CONFLICT    ? WARN_REFUSED_SERVED
+                  : status == CART_FORBIDDEN ? WARN_REFUSED_GRANT
+                                             : WARN_REFUSED_CONFIG;
+    s_warn (self, kind, "refused a worker's READY: %s", text);
     s_send_worker (self, zmq_msg_data (&self->msg.identity),
                    zmq_msg_size (&self->msg.identity), CART_CMD_REFUSE, status, text);
 }
@@ -548,6 +586,40 @@ s_superseded (const shard_t *shard, uint64_t id_hash)
 //  A shard already served by another live worker is refused: a shard has
 //  one worker at a time, and a worker that was replaced (it paused past
 //  its liveness) must not take back what its replacement has written.
+//  Checks the shards of a READY against those its CURVE key grants (the
+//  list in its key file; none: every shard). Returns 0, or -1 after
+//  refusing it.
+static int
+s_check_grant (self_t *self, cart_ready_t *ready)
+{
+    if (!self->zap || !self->peer.shards[0])
+        return 0;
+    size_t n_granted = 0;
+    if (cart_args_shards (self->peer.shards, self->granted, CART_SHARDS_MAX,
+                          &n_granted)) {
+        s_refuse (self, CART_FORBIDDEN,
+                  "the key '%s' grants no shard list the broker "
+                  "can read",
+                  self->peer.user);
+        return -1;
+    }
+    self->epoch++;
+    for (size_t i = 0; i < n_granted; i++)
+        if (self->granted[i] < self->n_shards)
+            self->seen[self->granted[i]] = self->epoch;
+    cart_ready_t list = *ready;
+    for (size_t i = 0; i < list.n_shards; i++) {
+        uint32_t shard = cart_ready_next (&list);
+        if (shard < self->n_shards && self->seen[shard] != self->epoch) {
+            s_refuse (self, CART_FORBIDDEN,
+                      "the key '%s' may serve shards %s only, not shard %u",
+                      self->peer.user, self->peer.shards, shard);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 s_check_ready (self_t *self, cart_ready_t *ready, int32_t index, uint64_t id_hash)
 {
@@ -620,7 +692,7 @@ s_handle_ready (self_t *self, worker_t *worker)
     int32_t index = worker ? s_worker_index (self, worker) : -1;
     uint64_t id_hash = cart_id_hash (zmq_msg_data (&self->msg.identity),
                                      zmq_msg_size (&self->msg.identity));
-    if (s_check_ready (self, &ready, index, id_hash))
+    if (s_check_ready (self, &ready, index, id_hash) || s_check_grant (self, &ready))
         return;
     bool is_new = !worker;
     if (!worker) {
@@ -632,6 +704,7 @@ s_handle_ready (self_t *self, worker_t *worker)
                      zmq_msg_size (&self->msg.identity));
         cart_idmap_insert (self->worker_map, (uint32_t)index);
         worker->stalled = false;
+        memcpy (worker->user, self->peer.user, sizeof (worker->user));
     }
     for (uint32_t i = 0; i < self->n_shards; i++)
         if (self->shards[i].owner == index)
@@ -650,7 +723,9 @@ s_handle_ready (self_t *self, worker_t *worker)
     worker->expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
     self->stats_until = 0;
     if (self->verbose && is_new)
-        zsys_info ("broker: worker %d ready for %zu shard(s)", index, ready.n_shards);
+        zsys_info ("broker: worker %d%s%s%s ready for %zu shard(s)", index,
+                   worker->user[0] ? " ('" : "", worker->user,
+                   worker->user[0] ? "')" : "", ready.n_shards);
 }
 
 //  Records the carts and items that a worker reports for its own shards.
@@ -736,8 +811,8 @@ static bool
 s_handle_backend (self_t *self)
 {
     const char *error;
-    int rc = cart_msg_recv (self->back, CART_AT_BACKEND, true, &self->msg, ZMQ_DONTWAIT,
-                            &error);
+    int rc = cart_msg_recv_peer (self->back, CART_AT_BACKEND, true, &self->msg,
+                                 ZMQ_DONTWAIT, self->zap ? &self->peer : NULL, &error);
     if (rc == 0)
         return false;
     if (rc == -1) {
@@ -747,6 +822,15 @@ s_handle_backend (self_t *self)
         return true;
     }
     worker_t *worker = s_sender (self);
+    if (worker && self->zap && strcmp (worker->user, self->peer.user)) {
+        //  Another key's connection took this identity over (ROUTER
+        //  handover): what it sends is not the worker's
+        s_warn (self, WARN_FORGED,
+                "dropped a message on worker %d's identity from key '%s' (the worker's "
+                "key is '%s')",
+                s_worker_index (self, worker), self->peer.user, worker->user);
+        return true;
+    }
     if (worker)
         //  Any message is a sign of life: a worker busy sending replies
         //  may have its heartbeats queued behind them

@@ -28,6 +28,7 @@
 #include <czmq.h>
 #include <stdint.h>
 
+#include "cart_curve.h"
 #include "cart_wire.h"
 
 //  Reply bytes a client may leave unread before the broker answers its
@@ -42,6 +43,12 @@ typedef struct {
     int liveness;         //  missed heartbeats before a worker is dead;
                           //  0: CART_LIVENESS
     bool verbose;         //  log workers joining and leaving
+    //  CURVE on both sockets (cart_curve.h): the broker's key pair, and the
+    //  directories of the public keys that its backend and its frontend
+    //  admit. NULL: a plain bus, open to anyone who reaches it
+    const cart_curve_t *curve;
+    const char *worker_keys;
+    const char *client_keys;
 } cart_broker_config_t;
 
 typedef struct _cart_broker_t cart_broker_t;

@@ -15,12 +15,19 @@ s_help (FILE *out)
              "  --backend EP     where workers connect (default tcp://127.0.0.1:5556)\n"
              "  --shards S       shards in the cluster, 1..10000 (default 4)\n"
              "  --heartbeat MS   heartbeat interval (default %d)\n"
+             "  --cert FILE      secure both sockets with CURVE: the broker's key\n"
+             "                   (FILE.key_secret beside it; cartctl keygen makes them)\n"
+             "  --worker-keys DIR  with --cert: the public keys (*.key) of the workers\n"
+             "                   the backend admits; a key's \"shards\" limit what it\n"
+             "                   may serve\n"
+             "  --client-keys DIR  with --cert: the public keys the frontend admits\n"
              "  --verbose        log workers joining and leaving\n"
              "  --help           this text\n\n"
              "EP is a ZeroMQ endpoint, or several separated by commas; tcp://HOST:*\n"
-             "takes a free port. The bound endpoints are printed on start. SIGINT or\n"
-             "SIGTERM stops the broker.\n",
-             CART_HEARTBEAT_MS);
+             "takes a free port. The bound endpoints are printed on start. Without\n"
+             "--cert, anyone who reaches the ports is in. Key directories are read\n"
+             "again when they change. SIGINT or SIGTERM stops the broker.\n\n%s",
+             CART_HEARTBEAT_MS, cart_args_env_help);
 }
 
 int
@@ -31,15 +38,24 @@ main (int argc, char **argv)
                                             {"backend", required_argument, NULL, 'b'},
                                             {"shards", required_argument, NULL, 's'},
                                             {"heartbeat", required_argument, NULL, 'H'},
+                                            {"cert", required_argument, NULL, 'c'},
+                                            {"worker-keys", required_argument, NULL, 'W'},
+                                            {"client-keys", required_argument, NULL, 'C'},
                                             {"verbose", no_argument, NULL, 'v'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     cart_broker_config_t config = {.frontend = "tcp://127.0.0.1:5555",
                                    .backend = "tcp://127.0.0.1:5556",
                                    .shards = 4};
+    const char *cert = NULL, *error = NULL;
+    argv = cart_args_env (&argc, argv, options, &error);
+    if (!argv) {
+        fprintf (stderr, "broker: %s\n", error);
+        return 2;
+    }
     long number;
     int opt;
-    while ((opt = getopt_long (argc, argv, "f:b:s:H:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "f:b:s:H:c:W:C:vh", options, NULL)) != -1) {
         switch (opt) {
             case 'f':
                 config.frontend = optarg;
@@ -57,6 +73,15 @@ main (int argc, char **argv)
                     goto usage;
                 config.heartbeat_ms = (int)number;
                 break;
+            case 'c':
+                cert = optarg;
+                break;
+            case 'W':
+                config.worker_keys = optarg;
+                break;
+            case 'C':
+                config.client_keys = optarg;
+                break;
             case 'v':
                 config.verbose = true;
                 break;
@@ -69,15 +94,28 @@ main (int argc, char **argv)
     }
     if (optind != argc)
         goto usage;
+    cart_curve_t curve;
+    if (!cert != (!config.worker_keys && !config.client_keys) ||
+        (cert && (!config.worker_keys || !config.client_keys))) {
+        fprintf (stderr, "broker: --cert, --worker-keys and --client-keys go together\n");
+        return 2;
+    }
+    if (cert) {
+        if (cart_curve_load (&curve, cert, NULL, &error)) {
+            fprintf (stderr, "broker: %s\n", error);
+            return 1;
+        }
+        config.curve = &curve;
+    }
 
-    const char *error = NULL;
     cart_broker_t *broker = cart_broker_new (&config, &error);
     if (!broker) {
         fprintf (stderr, "broker: %s\n", error);
         return 1;
     }
-    printf ("broker: clients on %s, workers on %s, %u shards\n",
-            cart_broker_frontend (broker), cart_broker_backend (broker), config.shards);
+    printf ("broker: clients on %s, workers on %s, %u shards, %s\n",
+            cart_broker_frontend (broker), cart_broker_backend (broker), config.shards,
+            cert ? "CURVE" : "no CURVE: open to anyone who reaches the ports");
     fflush (stdout);
     int signal = cart_args_wait_signal ();
     fprintf (stderr, "broker: signal %d, stopping\n", signal);

@@ -6,6 +6,7 @@
     cartctl ping [--broker EP]      ask the broker for a reply, timed
     cartctl stats [--broker EP]     per shard: liveness, carts, items and
                                     requests, as the broker sees them
+    cartctl keygen NAME...          CURVE key pairs for the bus
     cartctl check-data DIR          verify a data directory offline: every
                                     checksum, the snapshots, the sequence;
                                     print what each shard holds
@@ -100,37 +101,58 @@ s_cmd_hash (int argc, char **argv)
 typedef struct {
     const char *broker;
     long timeout_ms;
+    const char *cert;
+    const char *broker_key;
+    cart_curve_t keys;
+    const cart_curve_t *curve; //  &keys with CURVE, else NULL
+    const char *shards;        //  stats --shard LIST
 } bus_options_t;
 
-//  Parses --broker EP, --timeout MS and --help for a bus command.
-//  Returns 0 to go on, 1 after --help, 2 on a usage error.
+//  Parses --broker EP, --timeout MS, --cert FILE, --broker-key FILE,
+//  --help and (with_shard) --shard LIST for a bus command. Returns 0 to go
+//  on, -1 after --help, 2 on a usage error, 1 when the keys cannot be read.
 static int
-s_bus_options (const char *name, const char *help, int argc, char **argv,
+s_bus_options (const char *name, const char *help, bool with_shard, int argc, char **argv,
                bus_options_t *options)
 {
     static const struct option longs[] = {{"broker", required_argument, NULL, 'b'},
                                           {"timeout", required_argument, NULL, 't'},
+                                          {"cert", required_argument, NULL, 'c'},
+                                          {"broker-key", required_argument, NULL, 'k'},
+                                          {"shard", required_argument, NULL, 's'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
-    *options = (bus_options_t){DEFAULT_BROKER, 2000};
+    *options = (bus_options_t){.broker = DEFAULT_BROKER, .timeout_ms = 2000};
     int opt;
-    while ((opt = getopt_long (argc, argv, "b:t:h", longs, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "b:t:c:k:s:h", longs, NULL)) != -1) {
         if (opt == 'b')
             options->broker = optarg;
         else if (opt == 't' &&
                  cart_args_number (optarg, 1, 600000, &options->timeout_ms) == 0)
             continue;
+        else if (opt == 'c')
+            options->cert = optarg;
+        else if (opt == 'k')
+            options->broker_key = optarg;
+        else if (opt == 's' && with_shard)
+            options->shards = optarg;
         else if (opt == 'h') {
-            printf ("usage: cartctl %s\n%s\n  --broker EP    the broker's frontend "
+            printf ("usage: cartctl %s\n%s\n  --broker EP      the broker's frontend "
                     "(default " DEFAULT_BROKER
-                    ")\n  --timeout MS   how long to wait (default 2000)\n",
-                    s_find (name)->usage, help);
-            return 1;
+                    ")\n  --timeout MS     how long to wait (default 2000)\n%s",
+                    s_find (name)->usage, help, cart_curve_client_help);
+            return -1;
         } else
             return s_usage_error (name, "unknown option or bad value");
     }
     if (optind != argc)
         return s_usage_error (name, "takes no arguments");
+    const char *error = NULL;
+    if (cart_curve_options (options->cert, options->broker_key, &options->keys,
+                            &options->curve, &error)) {
+        fprintf (stderr, "cartctl %s: %s\n", name, error);
+        return options->cert && options->broker_key ? 1 : 2;
+    }
     return 0;
 }
 
@@ -141,7 +163,7 @@ s_bus_call (const char *name, const bus_options_t *options, int command,
             cart_client_t **client, cart_result_t *result)
 {
     const char *error = NULL;
-    *client = cart_client_new (options->broker, &error);
+    *client = cart_client_new_curve (options->broker, options->curve, &error);
     if (!*client) {
         fprintf (stderr, "cartctl %s: %s\n", name, error);
         return 1;
@@ -170,9 +192,9 @@ s_cmd_ping (int argc, char **argv)
 {
     bus_options_t options;
     int rc = s_bus_options ("ping", "Asks the broker for an empty reply and times it.",
-                            argc, argv, &options);
+                            false, argc, argv, &options);
     if (rc)
-        return rc == 1 ? 0 : rc;
+        return rc == -1 ? 0 : rc;
     cart_client_t *client = NULL;
     cart_result_t result;
     int64_t start = zclock_usecs ();
@@ -184,8 +206,10 @@ s_cmd_ping (int argc, char **argv)
     return rc;
 }
 
+//  Prints the shards of the stats (only the listed ones when listed is not
+//  NULL: a flag per shard). Returns 0 when each is live, 3 when not.
 static int
-s_print_stats (const cart_result_t *result)
+s_print_stats (const cart_result_t *result, const bool *listed, size_t n_listed)
 {
     cart_stats_list_t list;
     cart_shard_stats_t entry;
@@ -193,9 +217,12 @@ s_print_stats (const cart_result_t *result)
     if (cart_stats_decode (result->body, result->body_size, &list, &error))
         goto malformed;
     printf ("%-6s %-7s %12s %12s %14s\n", "shard", "live", "carts", "items", "requests");
-    size_t live = 0;
+    size_t live = 0, shown = 0;
     int rc;
     while ((rc = cart_stats_next (&list, &entry, &error)) == 1) {
+        if (listed && !listed[entry.shard])
+            continue;
+        shown++;
         printf ("%-6u %-7s %12llu %12llu %14llu\n", entry.shard,
                 entry.live      ? "yes"
                 : entry.stalled ? "STALLED"
@@ -206,8 +233,14 @@ s_print_stats (const cart_result_t *result)
     }
     if (rc == -1)
         goto malformed;
-    printf ("%zu of %u shards live\n", live, list.shards);
-    return live == list.shards ? 0 : 3;
+    if (listed && shown < n_listed) {
+        //  A listed shard the cluster does not have is not live
+        printf ("%zu of %zu listed shards live (the cluster has %u shards)\n", live,
+                n_listed, list.shards);
+        return 3;
+    }
+    printf ("%zu of %zu %s live\n", live, shown, listed ? "listed shards" : "shards");
+    return live == shown ? 0 : 3;
 malformed:
     fprintf (stderr, "cartctl stats: malformed stats: %s\n", error);
     return 1;
@@ -220,15 +253,28 @@ s_cmd_stats (int argc, char **argv)
     int rc = s_bus_options ("stats",
                             "Prints each shard's liveness, carts, items and requests, as "
                             "the broker sees them.\nExits 3 when a shard has no live "
-                            "worker, or one that is stalled.",
-                            argc, argv, &options);
+                            "worker, or one that is stalled. With --shard LIST (3,\n"
+                            "0,2,5 or 0-7), only those shards (a worker's health check).",
+                            true, argc, argv, &options);
     if (rc)
-        return rc == 1 ? 0 : rc;
+        return rc == -1 ? 0 : rc;
+    //  A flag per shard: which the list names
+    static bool listed[CART_SHARDS_MAX];
+    static uint32_t shards[CART_SHARDS_MAX];
+    size_t n_shards = 0, n_listed = 0;
+    if (options.shards &&
+        cart_args_shards (options.shards, shards, CART_SHARDS_MAX, &n_shards))
+        return s_usage_error ("stats", "--shard takes a list such as 3, 0,2,5 or 0-7");
+    for (size_t i = 0; i < n_shards; i++)
+        if (!listed[shards[i]]) {
+            listed[shards[i]] = true;
+            n_listed++;
+        }
     cart_client_t *client = NULL;
     cart_result_t result;
     rc = s_bus_call ("stats", &options, CART_CMD_STATS, &client, &result);
     if (rc == 0)
-        rc = s_print_stats (&result);
+        rc = s_print_stats (&result, options.shards ? listed : NULL, n_listed);
     cart_client_destroy (&client);
     return rc;
 }
@@ -295,11 +341,67 @@ s_cmd_check_data (int argc, char **argv)
     return damaged ? 1 : 0;
 }
 
+static int
+s_cmd_keygen (int argc, char **argv)
+{
+    static const struct option options[] = {{"dir", required_argument, NULL, 'd'},
+                                            {"shards", required_argument, NULL, 's'},
+                                            {"keep", no_argument, NULL, 'k'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *dir = ".", *shards = NULL;
+    bool keep = false;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "d:s:kh", options, NULL)) != -1) {
+        if (opt == 'h') {
+            printf ("usage: cartctl %s\n", s_find ("keygen")->usage);
+            printf (
+                "Makes a CURVE key pair for each NAME: DIR/NAME.key, the public key, to\n"
+                "give to the broker (--worker-keys or --client-keys DIR) or to its\n"
+                "peers (--broker-key), and DIR/NAME.key_secret, mode 0600, for the\n"
+                "program's own --cert DIR/NAME.key. czmq's certificate format.\n\n"
+                "  --dir DIR      where to write them (default .; made if missing)\n"
+                "  --shards LIST  a worker key: the shards it may serve (3, 0,2,5 or\n"
+                "                 0-7), kept in its metadata; without it, every shard\n"
+                "  --keep         leave a pair that exists (else: refuse to "
+                "overwrite)\n\n"
+                "Exits 1 when a key cannot be written or an existing one is damaged.\n");
+            return 0;
+        }
+        if (opt == 'd')
+            dir = optarg;
+        else if (opt == 's')
+            shards = optarg;
+        else if (opt == 'k')
+            keep = true;
+        else
+            return s_usage_error ("keygen", "unknown option");
+    }
+    if (optind == argc)
+        return s_usage_error ("keygen", "give at least one NAME");
+    for (int i = optind; i < argc; i++) {
+        const char *error = NULL;
+        bool kept = false;
+        if (cart_curve_keygen (dir, argv[i], shards, keep, &kept, &error)) {
+            fprintf (stderr, "cartctl keygen: %s\n", error);
+            return 1;
+        }
+        printf ("%s %s/%s.key and %s/%s.key_secret%s%s\n", kept ? "kept" : "wrote", dir,
+                argv[i], dir, argv[i], shards && !kept ? ", shards " : "",
+                shards && !kept ? shards : "");
+    }
+    return 0;
+}
+
 static const command_t s_commands[] = {
     {"hash", "hash KEY [--shards S]", "print a customer's key and owning shard",
      s_cmd_hash},
-    {"ping", "ping [--broker EP]", "time a round trip to the broker", s_cmd_ping},
-    {"stats", "stats [--broker EP]", "print each shard's liveness and load", s_cmd_stats},
+    {"ping", "ping [--broker EP] [--cert FILE --broker-key FILE]",
+     "time a round trip to the broker", s_cmd_ping},
+    {"stats", "stats [--broker EP] [--shard LIST]",
+     "print each shard's liveness and load", s_cmd_stats},
+    {"keygen", "keygen [--dir DIR] [--shards LIST] [--keep] NAME...",
+     "make CURVE key pairs for the bus", s_cmd_keygen},
     {"check-data", "check-data DIR [--shard K]",
      "verify a data directory offline and print what it holds", s_cmd_check_data},
 };
@@ -320,7 +422,7 @@ s_help (FILE *out)
     fprintf (out, "usage: cartctl COMMAND [ARGS]\n\nOperator tool of the cart "
                   "service.\n\nCommands:\n");
     for (size_t i = 0; i < COMMANDS; i++)
-        fprintf (out, "  %-28s %s\n", s_commands[i].usage, s_commands[i].summary);
+        fprintf (out, "  %s\n      %s\n", s_commands[i].usage, s_commands[i].summary);
     fprintf (out, "\n'cartctl COMMAND --help' tells more.\n");
 }
 

@@ -54,8 +54,8 @@ s_help (FILE *out)
         "%s"
         "  --verbose        log workers joining and leaving\n"
         "  --help           this text\n\n"
-        "SIGINT or SIGTERM stops it cleanly.\n",
-        CART_DEADLINE_MS, cart_worker_durable_help);
+        "SIGINT or SIGTERM stops it cleanly.\n\n%s",
+        CART_DEADLINE_MS, cart_worker_durable_help, cart_args_env_help);
 }
 
 //  Parses the command line; returns 0, 1 after --help, 2 on a bad argument.
@@ -78,6 +78,11 @@ s_parse (int argc, char **argv, options_t *options)
     long n;
     int opt;
     const char *error = NULL;
+    argv = cart_args_env (&argc, argv, longs, &error);
+    if (!argv) {
+        fprintf (stderr, "cartd: %s\n", error);
+        return 2;
+    }
     while (
         (opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:D:Mvh" CART_WORKER_DURABLE_SHORT,
                             longs, NULL)) != -1) {

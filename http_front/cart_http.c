@@ -77,6 +77,7 @@ typedef struct {
     const char *broker;
     int deadline_ms;
     metrics_t *metrics;
+    const cart_curve_t *curve; //  NULL: a plain bus
 } handler_args_t;
 
 //  --------------------------------------------------------------------------
@@ -365,7 +366,7 @@ s_handler_new (zsock_t *pipe, handler_args_t *args)
     zsock_set_sndhwm (self->http, 0);
     zsock_set_sndtimeo (self->http, 0);
     zsock_connect (self->http, "%s", args->backend);
-    self->client = cart_client_new (args->broker, NULL);
+    self->client = cart_client_new_curve (args->broker, args->curve, NULL);
     self->request = zhttp_request_new ();
     self->response = zhttp_response_new ();
     self->pending = (pending_t *)calloc (PENDING_MAX, sizeof (pending_t));
@@ -484,7 +485,7 @@ cart_http_destroy (cart_http_t **self_p)
 cart_http_t *
 cart_http_new (const cart_http_config_t *config, const char **error)
 {
-    cart_client_t *probe = cart_client_new (config->broker, error);
+    cart_client_t *probe = cart_client_new_curve (config->broker, config->curve, error);
     if (!probe)
         return NULL;
     cart_client_destroy (&probe);
@@ -510,9 +511,10 @@ cart_http_new (const cart_http_config_t *config, const char **error)
         return NULL;
     }
     self->port = zhttp_server_port (self->server);
-    handler_args_t args = {
-        self->backend, config->broker,
-        config->deadline_ms > 0 ? config->deadline_ms : CART_DEADLINE_MS, &self->metrics};
+    handler_args_t args = {self->backend, config->broker,
+                           config->deadline_ms > 0 ? config->deadline_ms
+                                                   : CART_DEADLINE_MS,
+                           &self->metrics, config->curve};
     int threads = config->threads > 0 ? config->threads : 2;
     if (threads > HANDLERS_MAX)
         threads = HANDLERS_MAX;

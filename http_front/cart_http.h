@@ -21,6 +21,8 @@
 
 #include <stdbool.h>
 
+#include "cart_curve.h"
+
 typedef struct {
     const char *host;   //  IPv4 address to listen on; NULL: 127.0.0.1
     int port;           //  0: a free port (see cart_http_port)
@@ -28,6 +30,7 @@ typedef struct {
     int threads;        //  handler threads; 0: 2
     int deadline_ms;    //  per request; 0: CART_DEADLINE_MS
     bool verbose;
+    const cart_curve_t *curve; //  CURVE keys to the broker; NULL: a plain bus
 } cart_http_config_t;
 
 typedef struct _cart_http_t cart_http_t;

@@ -18,9 +18,10 @@ s_help (FILE *out)
              "  --broker EP      the broker's frontend (default tcp://127.0.0.1:5555)\n"
              "  --threads N      handler threads (default 2)\n"
              "  --deadline MS    per-request deadline (default %d)\n"
+             "%s"
              "  --help           this text\n\n"
-             "SIGINT or SIGTERM stops it.\n",
-             CART_DEADLINE_MS);
+             "SIGINT or SIGTERM stops it.\n\n%s",
+             CART_DEADLINE_MS, cart_curve_client_help, cart_args_env_help);
 }
 
 int
@@ -33,12 +34,20 @@ main (int argc, char **argv)
                                             {"broker", required_argument, NULL, 'b'},
                                             {"threads", required_argument, NULL, 't'},
                                             {"deadline", required_argument, NULL, 'd'},
+                                            {"cert", required_argument, NULL, 'c'},
+                                            {"broker-key", required_argument, NULL, 'k'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     cart_http_config_t config = {.port = 8080, .broker = "tcp://127.0.0.1:5555"};
+    const char *error = NULL, *cert = NULL, *broker_key = NULL;
+    argv = cart_args_env (&argc, argv, options, &error);
+    if (!argv) {
+        fprintf (stderr, "http_front: %s\n", error);
+        return 2;
+    }
     long number;
     int opt;
-    while ((opt = getopt_long (argc, argv, "l:a:b:t:d:h", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "l:a:b:t:d:c:k:h", options, NULL)) != -1) {
         if (opt == 'l' && cart_args_number (optarg, 0, 65535, &number) == 0)
             config.port = (int)number;
         else if (opt == 'a')
@@ -49,6 +58,10 @@ main (int argc, char **argv)
             config.threads = (int)number;
         else if (opt == 'd' && cart_args_number (optarg, 1, 600000, &number) == 0)
             config.deadline_ms = (int)number;
+        else if (opt == 'c')
+            cert = optarg;
+        else if (opt == 'k')
+            broker_key = optarg;
         else if (opt == 'h') {
             s_help (stdout);
             return 0;
@@ -57,15 +70,19 @@ main (int argc, char **argv)
     }
     if (optind != argc)
         goto usage;
-    const char *error = NULL;
+    cart_curve_t curve;
+    if (cart_curve_options (cert, broker_key, &curve, &config.curve, &error)) {
+        fprintf (stderr, "http_front: %s\n", error);
+        return cert && broker_key ? 1 : 2;
+    }
     cart_http_t *http = cart_http_new (&config, &error);
     if (!http) {
         fprintf (stderr, "http_front: %s\n", error);
         return 1;
     }
-    printf ("http_front: listening on http://%s:%d, broker %s\n",
-            config.host ? config.host : "127.0.0.1", cart_http_port (http),
-            config.broker);
+    printf ("http_front: listening on http://%s:%d, broker %s%s\n",
+            config.host ? config.host : "127.0.0.1", cart_http_port (http), config.broker,
+            config.curve ? " over CURVE" : "");
     fflush (stdout);
     int signal = cart_args_wait_signal ();
     fprintf (stderr, "http_front: signal %d, stopping\n", signal);

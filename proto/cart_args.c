@@ -10,6 +10,7 @@
 #include "cart_args.h"
 
 #include <czmq.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -101,6 +102,89 @@ cart_args_shards (const char *text, uint32_t *shards, size_t capacity, size_t *n
             return 0;
         text += len + 1;
     }
+}
+
+const char cart_args_env_help[] =
+    "Each option may also be set in the environment, as CART_ and its name in\n"
+    "upper case with '_' for '-': --heartbeat 100 as CART_HEARTBEAT=100, a flag\n"
+    "without a value as =1. A flag on the command line wins over its variable.\n";
+
+//  True when argv (after argv[0]) names the long option, as --name or
+//  --name=VALUE, before a "--" that ends the options.
+static bool
+s_given (int argc, char **argv, const char *name)
+{
+    size_t len = strlen (name);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp (arg, "--") == 0)
+            return false;
+        if (strncmp (arg, "--", 2) == 0 && strncmp (arg + 2, name, len) == 0 &&
+            (arg[2 + len] == 0 || arg[2 + len] == '='))
+            return true;
+    }
+    return false;
+}
+
+//  The variable's name for an option: CART_ and the name in upper case,
+//  '-' as '_'. Returns 0, or -1 when it does not fit.
+static int
+s_env_name (const char *option, char *name, size_t size)
+{
+    int len = snprintf (name, size, "CART_%s", option);
+    if (len < 0 || (size_t)len >= size)
+        return -1;
+    for (char *c = name; *c; c++)
+        *c = *c == '-' ? '_' : (char)toupper ((unsigned char)*c);
+    return 0;
+}
+
+char **
+cart_args_env (int *argc, char **argv, const struct option *options, const char **error)
+{
+    size_t n_options = 0;
+    while (options[n_options].name)
+        n_options++;
+    //  Lives as long as the process: getopt's optarg points into it
+    static char **s_argv = NULL;
+    free (s_argv);
+    s_argv = (char **)calloc ((size_t)*argc + n_options + 1, sizeof (char *));
+    assert (s_argv);
+    int n = 0;
+    s_argv[n++] = argv[0];
+    for (size_t i = 0; i < n_options; i++) {
+        const struct option *option = &options[i];
+        char name[96];
+        if (strcmp (option->name, "help") == 0 ||
+            s_env_name (option->name, name, sizeof (name)) ||
+            s_given (*argc, argv, option->name))
+            continue;
+        const char *value = getenv (name);
+        if (!value || !*value)
+            continue; //  empty: not given
+        if (option->has_arg == no_argument) {
+            if (!strcmp (value, "0") || !strcasecmp (value, "false") ||
+                !strcasecmp (value, "no"))
+                continue;
+            if (strcmp (value, "1") && strcasecmp (value, "true") &&
+                strcasecmp (value, "yes")) {
+                *error = cart_errorf ("%s=%s: --%s takes no value; set it to 1 or 0",
+                                      name, value, option->name);
+                return NULL;
+            }
+            value = NULL;
+        }
+        //  The flag is built once per variable and kept with s_argv
+        char *arg =
+            zsys_sprintf ("--%s%s%s", option->name, value ? "=" : "", value ? value : "");
+        assert (arg);
+        s_argv[n++] = arg;
+    }
+    for (int i = 1; i < *argc; i++)
+        s_argv[n++] = argv[i];
+    s_argv[n] = NULL;
+    *argc = n;
+    return s_argv;
 }
 
 static sigset_t

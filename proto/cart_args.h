@@ -6,6 +6,7 @@
 #ifndef CART_ARGS_H_INCLUDED
 #define CART_ARGS_H_INCLUDED
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +26,21 @@ int cart_args_real (const char *text, double min, double max, double *value);
 //  CART_SHARDS_MAX) and appends it to shards[*n..capacity). Returns 0, or
 //  -1 when the text is not a list or the list does not fit.
 int cart_args_shards (const char *text, uint32_t *shards, size_t capacity, size_t *n);
+
+//  Settings from the environment, the container convention: each long
+//  option --some-name of options (but --help) may also be given as the
+//  variable CART_SOME_NAME. A variable counts only when its option is not
+//  on the command line, so a flag always wins. A flag without an argument
+//  takes 1, true or yes (0, false or no: not given); an empty variable is
+//  not given. Returns a new
+//  argv (valid for the life of the process) with the variables' options
+//  first and sets *argc; or NULL with *error set when a variable's value
+//  does not fit its option.
+char **cart_args_env (int *argc, char **argv, const struct option *options,
+                      const char **error);
+
+//  The paragraph that each program's --help prints about the above.
+extern const char cart_args_env_help[];
 
 //  Blocks SIGINT and SIGTERM in the calling thread and so in every thread
 //  it starts afterwards (call it first in main), and turns off czmq's own

@@ -37,6 +37,13 @@ struct _cart_client_t {
 cart_client_t *
 cart_client_new (const char *endpoint, const char **error)
 {
+    return cart_client_new_curve (endpoint, NULL, error);
+}
+
+cart_client_t *
+cart_client_new_curve (const char *endpoint, const cart_curve_t *curve,
+                       const char **error)
+{
     cart_client_t *self = (cart_client_t *)zmalloc (sizeof (cart_client_t));
     assert (self);
     cart_msg_init (&self->in);
@@ -50,6 +57,7 @@ cart_client_new (const char *endpoint, const char **error)
     zsock_set_immediate (self->dealer, 1);
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_reconnect_ivl_max (self->dealer, 1000);
+    cart_curve_client (self->dealer, curve);
     if (!endpoint || zsock_connect (self->dealer, "%s", endpoint)) {
         if (error)
             *error =

@@ -25,6 +25,7 @@
 
 #include "cart_body.h"
 #include "cart_control.h"
+#include "cart_curve.h"
 #include "cart_msg.h"
 
 #define CART_DEADLINE_MS 2000 //  default deadline of a request
@@ -45,6 +46,10 @@ typedef struct {
 //  Connect a client to a broker's frontend. Returns NULL with *error set
 //  (cart_types.h) when the endpoint is not valid.
 cart_client_t *cart_client_new (const char *endpoint, const char **error);
+
+//  The same over CURVE with the keys of curve (cart_curve.h; NULL: plain).
+cart_client_t *cart_client_new_curve (const char *endpoint, const cart_curve_t *curve,
+                                      const char **error);
 
 //  Destroy a client; requests in flight are forgotten. Sets *self_p NULL.
 void cart_client_destroy (cart_client_t **self_p);

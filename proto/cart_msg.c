@@ -80,6 +80,13 @@ int
 cart_msg_recv (void *socket, int at, bool routed, cart_msg_t *msg, int flags,
                const char **error)
 {
+    return cart_msg_recv_peer (socket, at, routed, msg, flags, NULL, error);
+}
+
+int
+cart_msg_recv_peer (void *socket, int at, bool routed, cart_msg_t *msg, int flags,
+                    cart_peer_t *peer, const char **error)
+{
     cart_msg_close (msg);
     zmq_msg_t head;
     zmq_msg_init (&head);
@@ -92,6 +99,13 @@ cart_msg_recv (void *socket, int at, bool routed, cart_msg_t *msg, int flags,
     int rc = own < 1 ? -1
                      : cart_header_decode (zmq_msg_data (&head), zmq_msg_size (&head), at,
                                            &msg->header, error);
+    if (peer) {
+        peer->shards[0] = 0;
+        cart_curve_peer (&head, peer->user,
+                         rc == 0 && msg->header.command == CART_CMD_READY ? peer->shards
+                                                                          : NULL,
+                         sizeof (peer->shards));
+    }
     zmq_msg_close (&head);
     if (own < 1)
         FAIL ("the message has no header frame");

@@ -22,6 +22,7 @@
 
 #include <zmq.h>
 
+#include "cart_curve.h"
 #include "cart_wire.h"
 
 //  A received message: its frames as libzmq gave them, and its header
@@ -49,6 +50,18 @@ void cart_msg_close (cart_msg_t *msg);
 //  that the caller can answer it).
 int cart_msg_recv (void *socket, int at, bool routed, cart_msg_t *msg, int flags,
                    const char **error);
+
+//  Who sent a message over CURVE: the name of its key (ZAP's User-Id,
+//  "" without CURVE) and, for a READY, the shards that key grants ("":
+//  every shard). See cart_curve.h.
+typedef struct {
+    char user[CART_CURVE_NAME_MAX + 1];
+    char shards[CART_CURVE_SHARDS_MAX + 1];
+} cart_peer_t;
+
+//  cart_msg_recv that also fills *peer from the message's properties.
+int cart_msg_recv_peer (void *socket, int at, bool routed, cart_msg_t *msg, int flags,
+                        cart_peer_t *peer, const char **error);
 
 //  The body of a received message (size 0 when it has none).
 const void *cart_msg_body (cart_msg_t *msg);

@@ -31,6 +31,7 @@
     X (CREATED, 201, "the item was added as new")                                        \
     X (DELETED, 204, "the item was removed; no body")                                    \
     X (BAD_REQUEST, 400, "the request breaks the protocol or a rule of its fields")      \
+    X (FORBIDDEN, 403, "a worker's key does not grant a shard it registers for")         \
     X (NOT_FOUND, 404, "no such item, or no such cart")                                  \
     X (CONFLICT, 409, "a cart limit would be exceeded; a shard already has a worker")    \
     X (INTERNAL, 500, "a fault of the service itself")                                   \

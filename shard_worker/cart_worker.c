@@ -76,6 +76,8 @@ typedef struct {
     zsock_t *dealer;
     void *sock;
     char *endpoint;
+    cart_curve_t curve; //  with use_curve: the keys of each new socket
+    bool use_curve;
     size_t n_shards;
     uint32_t *shards;              //  the shards owned, in config order
     cart_partition_t **partitions; //  one per entry of shards
@@ -215,6 +217,10 @@ s_self_new (zsock_t *pipe, const cart_worker_config_t *config, const char **erro
     self->pipe = pipe;
     self->cluster_shards = config->cluster_shards;
     self->endpoint = strdup (config->broker);
+    if (config->curve) {
+        self->curve = *config->curve;
+        self->use_curve = true;
+    }
     self->heartbeat_ms =
         config->heartbeat_ms > 0 ? config->heartbeat_ms : CART_HEARTBEAT_MS;
     self->liveness = config->liveness > 0 ? config->liveness : CART_LIVENESS;
@@ -263,6 +269,7 @@ s_connect (self_t *self, const char **error)
     zsock_set_reconnect_ivl_max (dealer, 1000);
     zmq_setsockopt (zsock_resolve (dealer), ZMQ_ROUTING_ID, self->identity,
                     strlen (self->identity));
+    cart_curve_client (dealer, self->use_curve ? &self->curve : NULL);
     if (zsock_connect (dealer, "%s", self->endpoint)) {
         if (error)
             *error = cart_errorf ("cannot connect to '%s': %s", self->endpoint,

@@ -30,6 +30,7 @@
 #include <czmq.h>
 #include <stdint.h>
 
+#include "cart_curve.h"
 #include "cart_log.h"
 
 typedef struct {
@@ -46,6 +47,7 @@ typedef struct {
     int heartbeat_ms;        //  0: CART_HEARTBEAT_MS
     int liveness;            //  0: CART_LIVENESS
     bool verbose;
+    const cart_curve_t *curve; //  CURVE keys (cart_curve.h); NULL: a plain bus
 } cart_worker_config_t;
 
 //  A set of worker threads that share a list of shards between them,

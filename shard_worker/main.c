@@ -22,12 +22,15 @@ s_help (FILE *out)
              "                   memory only)\n"
              "%s"
              "  --heartbeat MS   heartbeat interval (default %d)\n"
+             "%s"
              "  --verbose        log registrations and reconnections\n"
              "  --help           this text\n\n"
              "Each shard is owned by one thread. SIGINT or SIGTERM stops the workers.\n"
              "Exits 1 when the broker refuses them: a listed shard has another live\n"
-             "worker, or the shard count or heartbeat differs from the broker's.\n",
-             cart_worker_durable_help, CART_HEARTBEAT_MS);
+             "worker, the shard count or heartbeat differs from the broker's, or the\n"
+             "worker's key does not grant a listed shard.\n\n%s",
+             cart_worker_durable_help, CART_HEARTBEAT_MS, cart_curve_client_help,
+             cart_args_env_help);
 }
 
 static bool
@@ -48,6 +51,8 @@ main (int argc, char **argv)
                                             {"data-dir", required_argument, NULL, 'D'},
                                             CART_WORKER_DURABLE_OPTIONS,
                                             {"heartbeat", required_argument, NULL, 'H'},
+                                            {"cert", required_argument, NULL, 'c'},
+                                            {"broker-key", required_argument, NULL, 'k'},
                                             {"verbose", no_argument, NULL, 'v'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -58,8 +63,13 @@ main (int argc, char **argv)
                                    .fsync = CART_FSYNC_EVERYSEC};
     long threads = 1, number;
     int opt;
-    const char *error = NULL;
-    while ((opt = getopt_long (argc, argv, "s:S:b:t:D:H:vh" CART_WORKER_DURABLE_SHORT,
+    const char *error = NULL, *cert = NULL, *broker_key = NULL;
+    argv = cart_args_env (&argc, argv, options, &error);
+    if (!argv) {
+        fprintf (stderr, "shard_worker: %s\n", error);
+        return 2;
+    }
+    while ((opt = getopt_long (argc, argv, "s:S:b:t:D:H:c:k:vh" CART_WORKER_DURABLE_SHORT,
                                options, NULL)) != -1) {
         int durable = cart_worker_durable_option (&config, opt, optarg, &error);
         if (durable == -1) {
@@ -93,6 +103,12 @@ main (int argc, char **argv)
                     goto usage;
                 config.heartbeat_ms = (int)number;
                 break;
+            case 'c':
+                cert = optarg;
+                break;
+            case 'k':
+                broker_key = optarg;
+                break;
             case 'v':
                 config.verbose = true;
                 break;
@@ -106,6 +122,11 @@ main (int argc, char **argv)
     if (optind != argc || n_shards == 0)
         goto usage;
 
+    cart_curve_t curve;
+    if (cart_curve_options (cert, broker_key, &curve, &config.curve, &error)) {
+        fprintf (stderr, "shard_worker: %s\n", error);
+        return cert && broker_key ? 1 : 2;
+    }
     config.shards = shards;
     config.n_shards = n_shards;
     cart_workers_t *workers = cart_workers_new (&config, (size_t)threads, &error);
@@ -113,8 +134,9 @@ main (int argc, char **argv)
         fprintf (stderr, "shard_worker: %s\n", error);
         return 1;
     }
-    printf ("shard_worker: %zu shard(s) on %ld thread(s), broker %s, %s%s%s%s\n",
-            n_shards, threads, config.broker, config.data_dir ? "data in " : "in memory",
+    printf ("shard_worker: %zu shard(s) on %ld thread(s), broker %s%s, %s%s%s%s\n",
+            n_shards, threads, config.broker, config.curve ? " over CURVE" : "",
+            config.data_dir ? "data in " : "in memory",
             config.data_dir ? config.data_dir : "", config.data_dir ? ", fsync " : "",
             config.data_dir ? cart_fsync_name (config.fsync) : "");
     fflush (stdout);

@@ -1,0 +1,101 @@
+/*  =========================================================================
+    cart_curve - CURVE on the bus: key files, the keys of a connecting
+    socket, and the broker's authentication handler (ZAP, RFC 27).
+
+    Key files are czmq's certificates (zcert): NAME.key holds the public
+    key and metadata, NAME.key_secret the pair, mode 0600. A worker's key
+    may name the shards it may serve in its metadata ("shards = 0-3");
+    without it, every shard.
+
+        cart_curve_t keys;
+        if (cart_curve_load (&keys, "worker-0.key", "broker.key", &error))
+            ...
+        cart_curve_client (dealer, &keys);      //  before zsock_connect
+
+    The broker: a ZAP handler per process, then each ROUTER made a CURVE
+    server in its domain before it binds. libzmq's defaults fail open, so
+    both are needed: a CURVE server with no handler bound on
+    inproc://zeromq.zap.01 takes any client that knows the server's key,
+    unless ZMQ_ZAP_ENFORCE_DOMAIN is set (libzmq 4.3 curve_server.cpp); and
+    czmq's zauth keeps one allow-list per process, whatever the domain.
+    This handler keeps a list per domain, each read from a directory of
+    public keys, and answers with the key's name as the User-Id and its
+    shards as the property CART_CURVE_SHARDS: the broker reads both from
+    the messages of that connection (zmq_msg_gets).
+    =========================================================================
+*/
+#ifndef CART_CURVE_H_INCLUDED
+#define CART_CURVE_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+
+//  The ZAP domains of the broker's two sockets
+#define CART_CURVE_WORKERS "workers"
+#define CART_CURVE_CLIENTS "clients"
+
+//  The connection property that carries a worker key's shards ("0-3")
+#define CART_CURVE_SHARDS "X-Shards"
+
+//  Longest key name (the file's name without ".key") and shard list
+#define CART_CURVE_NAME_MAX   63
+#define CART_CURVE_SHARDS_MAX 1023
+
+typedef struct {
+    char public_txt[41]; //  Z85
+    char secret_txt[41];
+    char server_txt[41]; //  the broker's public key; "" on the broker
+} cart_curve_t;
+
+//  Loads a key pair from cert (NAME.key, with NAME.key_secret beside it),
+//  and, unless broker_key is NULL, the broker's public key from that file.
+//  Returns 0, or -1 with *error set naming the file and what is wrong.
+int cart_curve_load (cart_curve_t *curve, const char *cert, const char *broker_key,
+                     const char **error);
+
+//  For a program's --cert FILE and --broker-key FILE: both NULL sets *out
+//  to NULL (a plain bus); both given loads them into *curve and sets *out
+//  to curve. Returns 0, or -1 with *error set (one without the other, or
+//  what cart_curve_load says).
+int cart_curve_options (const char *cert, const char *broker_key, cart_curve_t *curve,
+                        const cart_curve_t **out, const char **error);
+
+//  The lines of --help for those two options.
+extern const char cart_curve_client_help[];
+
+//  Makes sock a CURVE client of the broker; curve NULL: leaves it plain.
+//  Call before connecting.
+void cart_curve_client (zsock_t *sock, const cart_curve_t *curve);
+
+//  Makes sock a CURVE server in domain that fails closed: without a ZAP
+//  handler it admits nobody. Call before binding. Returns 0, or -1 with
+//  *error set when this libzmq cannot fail closed.
+int cart_curve_server (zsock_t *sock, const cart_curve_t *curve, const char *domain,
+                       const char **error);
+
+//  Writes dir/name.key and dir/name.key_secret (0600), creating dir
+//  (0755) if missing; shards (NULL: none) goes into the metadata. With
+//  keep, an existing pair is left as it is and *kept is set. Returns 0, or
+//  -1 with *error set; a name must be 1..CART_CURVE_NAME_MAX characters of
+//  [A-Za-z0-9._-], not starting with '.'.
+int cart_curve_keygen (const char *dir, const char *name, const char *shards, bool keep,
+                       bool *kept, const char **error);
+
+//  The ZAP handler: one per process (it binds inproc://zeromq.zap.01).
+//  Admits a connection to the socket of CART_CURVE_WORKERS when its key is
+//  among the public keys (*.key) of worker_dir, to CART_CURVE_CLIENTS when
+//  among client_dir's; refuses every other. Rereads a directory when it
+//  changes, at most once a second, so that a key added or removed counts
+//  for the next connection. Returns NULL with *error set when a directory
+//  cannot be read or another handler runs in this process.
+typedef struct _cart_zap_t cart_zap_t;
+cart_zap_t *cart_zap_new (const char *worker_dir, const char *client_dir, bool verbose,
+                          const char **error);
+void cart_zap_destroy (cart_zap_t **self_p);
+
+//  The User-Id and shards of the connection that sent msg (any frame of
+//  it) into name and shards ("" when none); shards only if it is not NULL.
+void cart_curve_peer (zmq_msg_t *msg, char name[CART_CURVE_NAME_MAX + 1], char *shards,
+                      size_t shards_size);
+
+#endif
