@@ -7,11 +7,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=$(nproc)
 
-bash scripts/deps.sh build
-
 echo "== build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$jobs"
+bash scripts/build.sh
 
 echo "== build under ASan + UBSan"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCART_SANITIZE=ON \
