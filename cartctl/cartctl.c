@@ -171,11 +171,16 @@ s_bus_call (const char *name, const bus_options_t *options, int command,
     //  The client queues nothing until connected: wait for that first
     zmq_pollitem_t item = {cart_client_handle (*client), 0, ZMQ_POLLOUT, 0};
     zmq_poll (&item, 1, options->timeout_ms);
+    cart_curve_state_t state = cart_client_curve_state (*client);
     if (cart_client_send_command (*client, command, (int)options->timeout_ms, NULL,
                                   NULL) ||
         cart_client_recv (*client, result, -1) != 1) {
-        fprintf (stderr, "cartctl %s: no broker reachable at %s\n", name,
-                 options->broker);
+        if (state == CART_CURVE_REFUSED || state == CART_CURVE_FAILED)
+            fprintf (stderr, "cartctl %s: %s (%s)\n", name, cart_curve_state_text (state),
+                     options->broker);
+        else
+            fprintf (stderr, "cartctl %s: no broker reachable at %s\n", name,
+                     options->broker);
         return 1;
     }
     if (result->status != CART_OK) {
@@ -430,6 +435,7 @@ int
 main (int argc, char **argv)
 {
     zsys_handler_set (NULL);
+    zsys_set_logstream (stderr); //  stdout carries what a command prints
     if (argc < 2) {
         s_help (stderr);
         return 2;

@@ -7,7 +7,8 @@
     carries the count of reply body bytes taken so far (the header's
     acked), by which the broker bounds what it queues for a client that
     does not read (PROTOCOL.md section 7). Nothing is allocated after
-    cart_client_new.
+    cart_client_new, but a new socket after the broker refused our CURVE
+    key.
     =========================================================================
 */
 #include "cart_client.h"
@@ -32,7 +33,81 @@ struct _cart_client_t {
     uint32_t acked;      //  reply body bytes taken, modulo 2^32
     msgpack_sbuffer out;
     cart_msg_t in; //  the message of the last result
+    //  Over CURVE: libzmq ends a connection that the broker refused for
+    //  good (session_base.cpp: a protocol error is not reconnected), so
+    //  the client watches its handshakes and makes a new socket after a
+    //  refusal, as a worker does; a key added to the broker's list then
+    //  counts without a restart
+    char *endpoint;
+    bool use_curve;
+    cart_curve_t curve;
+    cart_curve_watch_t *watch;
+    cart_curve_state_t state;
+    int64_t watch_at;  //  when the watch is next looked at
+    int64_t retry_at;  //  when a refused socket is replaced
+    int64_t warned_at; //  a refusal is logged every WATCH_WARN_MS
 };
+
+#define WATCH_MS      100   //  the handshakes are looked at this often
+#define RETRY_MS      1000  //  a refused socket is replaced this long after
+#define WATCH_WARN_MS 10000 //  a lasting refusal is logged this often
+
+//  Makes the socket (and its watch, over CURVE) and connects it. Returns
+//  0, or -1 with *error set.
+static int
+s_connect (cart_client_t *self, const char **error)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert (dealer);
+    zsock_set_sndhwm (dealer, CLIENT_HWM);
+    zsock_set_rcvhwm (dealer, CLIENT_HWM);
+    zsock_set_maxmsgsize (dealer, CART_BODY_WIRE_MAX);
+    zsock_set_linger (dealer, 0);
+    zsock_set_immediate (dealer, 1);
+    zsock_set_reconnect_ivl (dealer, 100);
+    zsock_set_reconnect_ivl_max (dealer, 1000);
+    cart_curve_client (dealer, self->use_curve ? &self->curve : NULL);
+    //  On a plain bus too: a plain client of a CURVE broker is told so
+    cart_curve_watch_t *watch = cart_curve_watch_new (dealer);
+    if (!self->endpoint || zsock_connect (dealer, "%s", self->endpoint)) {
+        if (error)
+            *error = cart_errorf ("cannot connect to '%s': %s",
+                                  self->endpoint ? self->endpoint : "(none)",
+                                  zmq_strerror (zmq_errno ()));
+        cart_curve_watch_destroy (&watch);
+        zsock_destroy (&dealer);
+        return -1;
+    }
+    cart_curve_watch_destroy (&self->watch);
+    zsock_destroy (&self->dealer);
+    self->watch = watch;
+    self->dealer = dealer;
+    self->sock = zsock_resolve (dealer);
+    self->state = CART_CURVE_PENDING;
+    return 0;
+}
+
+//  Every WATCH_MS: takes the handshake events, and replaces a
+//  socket that the broker refused once RETRY_MS have passed.
+static void
+s_watch (cart_client_t *self, int64_t now)
+{
+    if (!self->watch || now < self->watch_at)
+        return;
+    self->watch_at = now + WATCH_MS;
+    cart_curve_state_t state = cart_curve_watch_state (self->watch);
+    if (state == CART_CURVE_REFUSED && self->state != CART_CURVE_REFUSED) {
+        self->retry_at = now + RETRY_MS;
+        if (now - self->warned_at >= WATCH_WARN_MS || !self->warned_at) {
+            zsys_warning ("client: %s (%s)", cart_curve_state_text (state),
+                          self->endpoint);
+            self->warned_at = now;
+        }
+    }
+    self->state = state;
+    if (state == CART_CURVE_REFUSED && now >= self->retry_at)
+        s_connect (self, NULL); //  no request can be in flight: none was sent
+}
 
 cart_client_t *
 cart_client_new (const char *endpoint, const char **error)
@@ -48,29 +123,26 @@ cart_client_new_curve (const char *endpoint, const cart_curve_t *curve,
     assert (self);
     cart_msg_init (&self->in);
     msgpack_sbuffer_init (&self->out);
-    self->dealer = zsock_new (ZMQ_DEALER);
-    assert (self->dealer);
-    zsock_set_sndhwm (self->dealer, CLIENT_HWM);
-    zsock_set_rcvhwm (self->dealer, CLIENT_HWM);
-    zsock_set_maxmsgsize (self->dealer, CART_BODY_WIRE_MAX);
-    zsock_set_linger (self->dealer, 0);
-    zsock_set_immediate (self->dealer, 1);
-    zsock_set_reconnect_ivl (self->dealer, 100);
-    zsock_set_reconnect_ivl_max (self->dealer, 1000);
-    cart_curve_client (self->dealer, curve);
-    if (!endpoint || zsock_connect (self->dealer, "%s", endpoint)) {
-        if (error)
-            *error =
-                cart_errorf ("cannot connect to '%s': %s", endpoint ? endpoint : "(none)",
-                             zmq_strerror (zmq_errno ()));
+    self->endpoint = endpoint ? strdup (endpoint) : NULL;
+    if (curve) {
+        self->use_curve = true;
+        self->curve = *curve;
+    }
+    if (s_connect (self, error)) {
         cart_client_destroy (&self);
         return NULL;
     }
-    self->sock = zsock_resolve (self->dealer);
     self->slots = cart_slots_new (CART_CLIENT_INFLIGHT, 0);
     self->requests = (request_t *)calloc (CART_CLIENT_INFLIGHT, sizeof (request_t));
     assert (self->requests);
     return self;
+}
+
+cart_curve_state_t
+cart_client_curve_state (cart_client_t *self)
+{
+    s_watch (self, zclock_mono ());
+    return self->state;
 }
 
 void
@@ -80,7 +152,9 @@ cart_client_destroy (cart_client_t **self_p)
     if (!self)
         return;
     cart_msg_close (&self->in);
+    cart_curve_watch_destroy (&self->watch);
     zsock_destroy (&self->dealer);
+    free (self->endpoint);
     cart_slots_destroy (&self->slots);
     free (self->requests);
     msgpack_sbuffer_destroy (&self->out);
@@ -216,6 +290,7 @@ cart_client_recv (cart_client_t *self, cart_result_t *result, int wait_ms)
     int64_t until = wait_ms < 0 ? INT64_MAX : zclock_mono () + wait_ms;
     while (true) {
         int64_t now = zclock_mono ();
+        s_watch (self, now);
         if (cart_slots_expired (self->slots, now) != CART_SLOT_NONE) {
             //  A deadline has passed: replies already here win over it
             while (s_recv (self, 0))

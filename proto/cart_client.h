@@ -48,6 +48,9 @@ typedef struct {
 cart_client_t *cart_client_new (const char *endpoint, const char **error);
 
 //  The same over CURVE with the keys of curve (cart_curve.h; NULL: plain).
+//  A connection the broker refuses (its key is not listed) is tried again
+//  on a new socket every second, from cart_client_recv: poll the handle
+//  that cart_client_handle gives each time, not one kept from before.
 cart_client_t *cart_client_new_curve (const char *endpoint, const cart_curve_t *curve,
                                       const char **error);
 
@@ -77,6 +80,9 @@ int cart_client_recv (cart_client_t *self, cart_result_t *result, int wait_ms);
 //  For callers that poll several sockets: the libzmq socket to poll for
 //  ZMQ_POLLIN, and the milliseconds until the next deadline (-1: none).
 void *cart_client_handle (cart_client_t *self);
+
+//  What the client's handshakes with the broker came to (cart_curve.h).
+cart_curve_state_t cart_client_curve_state (cart_client_t *self);
 int cart_client_next_timeout (cart_client_t *self);
 
 //  Requests in flight.

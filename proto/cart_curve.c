@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #include "cart_args.h"
@@ -200,6 +201,110 @@ cart_curve_server (zsock_t *sock, const cart_curve_t *curve, const char *domain,
         return -1;
     }
     return 0;
+}
+
+struct _cart_curve_watch_t {
+    zsock_t *monitor; //  PAIR on the socket's monitor endpoint
+    cart_curve_state_t state;
+    bool handshaking; //  connected, handshake not ended
+};
+
+cart_curve_watch_t *
+cart_curve_watch_new (void *sock)
+{
+    static _Atomic unsigned instance;
+    char endpoint[64];
+    snprintf (endpoint, sizeof (endpoint), "inproc://cart-curve-watch-%u-%d",
+              atomic_fetch_add (&instance, 1), (int)getpid ());
+    int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                 ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (zmq_socket_monitor (zsock_resolve (sock), endpoint, events))
+        return NULL;
+    cart_curve_watch_t *self = (cart_curve_watch_t *)zmalloc (sizeof (*self));
+    assert (self);
+    self->monitor = zsock_new (ZMQ_PAIR);
+    assert (self->monitor);
+    //  libzmq sends monitor events blocking (socket_base.cpp monitor_event):
+    //  a full pipe would hold its I/O thread. No bound here, and the owner
+    //  takes the events at every tick of its loop
+    zsock_set_rcvhwm (self->monitor, 0);
+    if (zsock_connect (self->monitor, "%s", endpoint)) {
+        zsock_destroy (&self->monitor);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+cart_curve_watch_destroy (cart_curve_watch_t **self_p)
+{
+    if (!*self_p)
+        return;
+    zsock_destroy (&(*self_p)->monitor);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+cart_curve_state_t
+cart_curve_watch_state (cart_curve_watch_t *self)
+{
+    if (!self)
+        return CART_CURVE_PENDING;
+    void *handle = zsock_resolve (self->monitor);
+    while (true) {
+        //  An event: its number and value (6 bytes), then its endpoint
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, handle, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&frame);
+            break;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size (&frame) == 6) {
+            memcpy (&event, zmq_msg_data (&frame), 2);
+            memcpy (&value, (uint8_t *)zmq_msg_data (&frame) + 2, 4);
+        }
+        while (zmq_msg_more (&frame) && zmq_msg_recv (&frame, handle, ZMQ_DONTWAIT) != -1)
+            ;
+        zmq_msg_close (&frame);
+        if (event == ZMQ_EVENT_CONNECTED)
+            self->handshaking = true;
+        else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            self->handshaking = false;
+            self->state = CART_CURVE_ADMITTED;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            self->handshaking = false;
+            self->state = value == 300 ? CART_CURVE_FAILED : CART_CURVE_REFUSED;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                   event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                   (event == ZMQ_EVENT_DISCONNECTED && self->handshaking)) {
+            self->handshaking = false;
+            self->state = CART_CURVE_FAILED;
+        }
+    }
+    return self->state;
+}
+
+const char *
+cart_curve_state_text (cart_curve_state_t state)
+{
+    switch (state) {
+        case CART_CURVE_PENDING:
+            return "no CURVE handshake with the broker has ended yet";
+        case CART_CURVE_ADMITTED:
+            return "the broker admitted this key";
+        case CART_CURVE_REFUSED:
+            return "the broker refused this key: it is not among the keys the broker "
+                   "admits (broker --worker-keys or --client-keys)";
+        case CART_CURVE_FAILED:
+            return "the connection to the broker closed during the handshake: is "
+                   "--broker-key the broker's public key, and do both sides use CURVE?";
+    }
+    return "?";
 }
 
 int

@@ -73,6 +73,32 @@ void cart_curve_client (zsock_t *sock, const cart_curve_t *curve);
 int cart_curve_server (zsock_t *sock, const cart_curve_t *curve, const char *domain,
                        const char **error);
 
+//  What a client's CURVE handshakes with the broker came to, so that a
+//  program can say why it hears nothing (libzmq drops a refused
+//  connection silently and tries again).
+typedef enum {
+    CART_CURVE_PENDING,  //  no handshake has ended yet
+    CART_CURVE_ADMITTED, //  the last one succeeded
+    CART_CURVE_REFUSED,  //  the broker refused our key (not in its list)
+    CART_CURVE_FAILED    //  a connection closed before its handshake ended:
+                         //  a wrong --broker-key, or CURVE on one side only
+} cart_curve_state_t;
+
+//  Watches the handshakes of sock (a zsock_t or a libzmq socket) with
+//  zmq_socket_monitor; call before connecting,
+//  and call cart_curve_watch_state often (every tick of a loop): the
+//  events queue up until then. NULL when the monitor cannot be made.
+typedef struct _cart_curve_watch_t cart_curve_watch_t;
+cart_curve_watch_t *cart_curve_watch_new (void *sock);
+void cart_curve_watch_destroy (cart_curve_watch_t **self_p);
+
+//  Takes the events that came since the last call, without waiting, and
+//  returns the state they leave.
+cart_curve_state_t cart_curve_watch_state (cart_curve_watch_t *self);
+
+//  A sentence for a state, naming what to check.
+const char *cart_curve_state_text (cart_curve_state_t state);
+
 //  Writes dir/name.key and dir/name.key_secret (0600), creating dir
 //  (0755) if missing; shards (NULL: none) goes into the metadata. With
 //  keep, an existing pair is left as it is and *kept is set. Returns 0, or

@@ -56,6 +56,7 @@
 #define BATCH      256  //  requests read and answered in one go
 #define WORKER_HWM 10000
 #define REFUSALS   (3 * CART_LIVENESS) //  beats a 409 refusal is retried
+#define WATCH_MS   10000               //  a failing handshake is logged this often
 
 //  A reply held back until its batch is committed
 typedef struct {
@@ -78,6 +79,9 @@ typedef struct {
     char *endpoint;
     cart_curve_t curve; //  with use_curve: the keys of each new socket
     bool use_curve;
+    cart_curve_watch_t *watch; //  the socket's handshakes, to say why it is
+    cart_curve_state_t told;   //  not heard (the state last logged)
+    int64_t told_at;
     size_t n_shards;
     uint32_t *shards;              //  the shards owned, in config order
     cart_partition_t **partitions; //  one per entry of shards
@@ -146,6 +150,7 @@ s_self_destroy (self_t **self_p)
     self_t *self = *self_p;
     if (!self)
         return;
+    cart_curve_watch_destroy (&self->watch);
     zsock_destroy (&self->dealer);
     for (size_t i = 0; i < self->n_shards; i++)
         cart_partition_destroy (&self->partitions[i]);
@@ -270,13 +275,17 @@ s_connect (self_t *self, const char **error)
     zmq_setsockopt (zsock_resolve (dealer), ZMQ_ROUTING_ID, self->identity,
                     strlen (self->identity));
     cart_curve_client (dealer, self->use_curve ? &self->curve : NULL);
+    cart_curve_watch_t *watch = cart_curve_watch_new (dealer);
     if (zsock_connect (dealer, "%s", self->endpoint)) {
         if (error)
             *error = cart_errorf ("cannot connect to '%s': %s", self->endpoint,
                                   zmq_strerror (zmq_errno ()));
+        cart_curve_watch_destroy (&watch);
         zsock_destroy (&dealer);
         return -1;
     }
+    cart_curve_watch_destroy (&self->watch);
+    self->watch = watch;
     zsock_destroy (&self->dealer);
     self->dealer = dealer;
     self->sock = zsock_resolve (self->dealer);
@@ -676,6 +685,7 @@ s_fail (self_t *self, const char *why)
     zsys_error ("worker: %s", why);
     zstr_sendm (self->pipe, "FATAL");
     zstr_send (self->pipe, why);
+    cart_curve_watch_destroy (&self->watch);
     zsock_destroy (&self->dealer);
     self->sock = NULL;
     self->failed = true;
@@ -779,10 +789,26 @@ s_rehash (self_t *self)
     }
 }
 
+//  Says why the broker does not hear us when a handshake fails: at once
+//  when that changes, then every WATCH_MS while it lasts. Takes the watch's
+//  events at every tick, which also keeps its queue short.
+static void
+s_watch (self_t *self, int64_t now)
+{
+    cart_curve_state_t state = cart_curve_watch_state (self->watch);
+    bool failing = state == CART_CURVE_REFUSED || state == CART_CURVE_FAILED;
+    if (failing && (state != self->told || now - self->told_at >= WATCH_MS)) {
+        zsys_warning ("worker: %s (%s)", cart_curve_state_text (state), self->endpoint);
+        self->told_at = now;
+    }
+    self->told = state;
+}
+
 static void
 s_timers (self_t *self)
 {
     int64_t now = zclock_mono ();
+    s_watch (self, now);
     if (now >= self->broker_expiry) {
         if (self->verbose)
             zsys_info ("worker: broker silent; reconnecting to %s", self->endpoint);
