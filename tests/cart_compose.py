@@ -130,3 +130,38 @@ def map_mounts(value, service_mounts, volume_dir):
         pattern = r"(^|=)" + re.escape(target) + r"(?=/|$)"
         value = re.sub(pattern, lambda m, v=volume: m.group(1) + volume_dir(v), value)
     return value
+
+
+def setting(service, option):
+    """An option's value for a service as its program takes it: from the
+    command line (--option VALUE or --option=VALUE), else from its CART_*
+    variable; None when neither sets it."""
+    args = command(service)
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    for name, value in environment(service).items():
+        if option_of_variable(name) == option:
+            return value
+    return None
+
+
+def seconds(duration, default):
+    """A compose duration ('30s', '1m30s', '500ms') in seconds."""
+    if duration is None:
+        return default
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(duration))
+    return sum(float(n) * units[u] for n, u in parts) if parts else float(duration)
+
+
+def published_target(service):
+    """The container port of the service's first published port."""
+    port = (service.get("ports") or [None])[0]
+    if isinstance(port, dict):
+        return int(port["target"])
+    if port is None:
+        raise ValueError("the service publishes no port")
+    return int(str(port).split("/")[0].split(":")[-1])
