@@ -3,14 +3,17 @@
     broker and worker code, beside the raw libzmq ceiling.
 
         build/bin/bench_bus [--clients N] [--window W] [--seconds S | --requests N]
-                            [--shards-list 1,4,16] [--transport inproc,tcp] ...
+                            [--shards-list 1,4,16] [--transport inproc,tcp,curve] ...
 
-    For each transport, it runs the raw ROUTER/ROUTER forwarder with an
+    For inproc and tcp, it runs the raw ROUTER/ROUTER forwarder with an
     echo worker (bench_raw.h), then the CART/2 cluster (bench_cart.h) at
-    each shard count, printing one line as each configuration ends and a
-    markdown table at the end. bench/run_bus.sh runs redis-benchmark
-    first and passes its figure here (--redis-rps) for one more ratio.
-    --help lists every option. The default run takes about 50 seconds.
+    each shard count; CURVE's cluster at a shard count runs right after
+    tcp's at that count, so that the two whose ratio is taken share the
+    machine's state as far as they can. It prints one line as each
+    configuration ends and a markdown table at the end. bench/run_bus.sh
+    runs redis-benchmark first and passes its figure here (--redis-rps)
+    for one more ratio. --help lists every option. The default run takes
+    about a minute.
     =========================================================================
 */
 #include <czmq.h>
@@ -31,16 +34,17 @@
 #define TARGET_RPS       300000.0 //  over tcp with 4 shards, pipelined
 #define TARGET_SHARDS    4
 #define WINDOW_MAX       4096 //  well under the sockets' HWM of 10,000
+//  Rows of one run: per transport, two raw rows and one per shard count
+#define ROWS_MAX (BENCH_TRANSPORTS * (SHARD_COUNTS_MAX + 2))
 
 typedef struct {
     bench_load_t load;
     bench_cart_config_t cart; //  transport and shards vary per row
     uint32_t shard_counts[SHARD_COUNTS_MAX];
     size_t n_shard_counts;
-    bool inproc;
-    bool tcp;
-    bool raw;         //  the one-frame raw ceiling
-    bool raw_cart;    //  the raw path with CART/2's frame layout
+    bool transports[BENCH_TRANSPORTS]; //  those to run
+    bool raw;                          //  the one-frame raw ceiling
+    bool raw_cart;                     //  the raw path with CART/2's frame layout
     int io_threads;   //  libzmq I/O threads, in czmq's context and the raw one
     double redis_rps; //  0: not given
 } options_t;
@@ -49,7 +53,7 @@ typedef struct {
 typedef struct {
     bool raw;
     int frames; //  raw: frames per message
-    const char *transport;
+    bench_transport_t transport;
     uint32_t shards;
     size_t threads; //  worker threads
     bench_result_t result;
@@ -60,9 +64,22 @@ typedef struct {
 //  --------------------------------------------------------------------------
 //  Options
 
+//  Every transport's name, comma-separated: "inproc,tcp,curve".
+static const char *
+s_transport_list (char *buffer, size_t size)
+{
+    size_t used = 0;
+    buffer[0] = 0;
+    for (int t = 0; t < BENCH_TRANSPORTS && used < size; t++)
+        used += (size_t)snprintf (buffer + used, size - used, "%s%s", t ? "," : "",
+                                  bench_transport_names[t]);
+    return buffer;
+}
+
 static void
 s_usage (FILE *out)
 {
+    char transports[64];
     fprintf (out,
              "usage: bench_bus [options]\n"
              "  --clients N         client threads, each with its own socket (2)\n"
@@ -71,7 +88,8 @@ s_usage (FILE *out)
              "  --warmup S          seconds run before measuring (0.5)\n"
              "  --requests N        instead of --seconds: requests per configuration\n"
              "  --shards-list L     shard counts to run, e.g. 1,4,16 (1,4,16)\n"
-             "  --transport T       inproc, tcp or inproc,tcp (inproc,tcp)\n"
+             "  --transport T       a comma list of transports; curve is tcp with\n"
+             "                      CURVE on the broker's sockets (%s)\n"
              "  --worker-threads N  most worker threads per cluster (4)\n"
              "  --customers N       customers the requests pick from (10000)\n"
              "  --get-percent P     share of GETs; the rest are ADDs (80)\n"
@@ -80,7 +98,7 @@ s_usage (FILE *out)
              "  --no-raw            no raw rows\n"
              "  --io-threads N      libzmq I/O threads (1, czmq's default)\n"
              "  --redis-rps R       redis-benchmark's SET requests/s, for the ratio\n",
-             WINDOW_MAX);
+             WINDOW_MAX, s_transport_list (transports, sizeof (transports)));
 }
 
 static int
@@ -135,14 +153,39 @@ s_raw_frames (options_t *self, const char *text)
     return -1;
 }
 
+//  The transport named name, or BENCH_TRANSPORTS.
+static bench_transport_t
+s_transport (const char *name)
+{
+    int t = 0;
+    while (t < BENCH_TRANSPORTS && !streq (name, bench_transport_names[t]))
+        t++;
+    return (bench_transport_t)t;
+}
+
 static int
 s_transports (options_t *self, const char *text)
 {
-    self->inproc = strstr (text, "inproc") != NULL;
-    self->tcp = strstr (text, "tcp") != NULL;
-    if (self->inproc || self->tcp)
+    memset (self->transports, 0, sizeof (self->transports));
+    char *copy = strdup (text), *saveptr = NULL;
+    int rc = 0;
+    for (char *piece = strtok_r (copy, ",", &saveptr); piece && rc == 0;
+         piece = strtok_r (NULL, ",", &saveptr)) {
+        bench_transport_t t = s_transport (piece);
+        if (t < BENCH_TRANSPORTS)
+            self->transports[t] = true;
+        else
+            rc = -1;
+    }
+    free (copy);
+    bool any = false;
+    for (int t = 0; t < BENCH_TRANSPORTS; t++)
+        any |= self->transports[t];
+    if (rc == 0 && any)
         return 0;
-    fprintf (stderr, "bench_bus: --transport is inproc, tcp or inproc,tcp\n");
+    char names[64];
+    fprintf (stderr, "bench_bus: --transport is a comma list of %s, not '%s'\n",
+             s_transport_list (names, sizeof (names)), text);
     return -1;
 }
 
@@ -246,11 +289,11 @@ s_options_parse (options_t *self, int argc, char **argv)
                     .cart = {.worker_threads = 4, .customers = 10000, .get_percent = 80},
                     .shard_counts = {1, 4, 16},
                     .n_shard_counts = 3,
-                    .inproc = true,
-                    .tcp = true,
                     .raw = true,
                     .raw_cart = true,
                     .io_threads = 1};
+    for (int t = 0; t < BENCH_TRANSPORTS; t++)
+        self->transports[t] = true;
     int opt;
     while ((opt = getopt_long (argc, argv, "h", s_long_options, NULL)) != -1) {
         if (opt == 'h')
@@ -388,7 +431,13 @@ s_print_header (const options_t *self, int argc, char **argv)
     printf ("- raw: DEALER clients -> ROUTER/ROUTER forwarder -> echo DEALER, plain "
             "zmq_msg_recv/zmq_msg_send, one thread each; `raw libzmq` sends one "
             "16-byte frame, `raw, 2 frames` CART/2's request layout (32+64 bytes), "
-            "echoed whole\n\n");
+            "echoed whole\n");
+    if (self->transports[BENCH_CURVE])
+        printf ("- curve: tcp on 127.0.0.1 with CURVE on both of the broker's sockets, "
+                "keys made for the run (zcert); every handshake ends before the "
+                "measured time (the workers' before every shard is live, a client's "
+                "before its socket can send); no raw row\n");
+    printf ("\n");
     fflush (stdout);
 }
 
@@ -410,7 +459,21 @@ s_ceiling (const row_t *rows, size_t n, const row_t *row)
 {
     for (size_t i = 0; i < n; i++)
         if (rows[i].raw && rows[i].frames == 1 && !rows[i].failed &&
-            streq (rows[i].transport, row->transport))
+            rows[i].transport == row->transport)
+            return &rows[i];
+    return NULL;
+}
+
+//  For a CURVE row, the plain tcp row at the same shard count, when there
+//  is one that ran.
+static const row_t *
+s_plain (const row_t *rows, size_t n, const row_t *row)
+{
+    if (row->raw || row->failed || row->transport != BENCH_CURVE)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!rows[i].raw && !rows[i].failed && rows[i].transport == BENCH_TCP &&
+            rows[i].shards == row->shards && s_rps (&rows[i].result) > 0)
             return &rows[i];
     return NULL;
 }
@@ -420,8 +483,8 @@ s_print_progress (const row_t *rows, size_t index, size_t total)
 {
     const row_t *row = &rows[index];
     char name[64], rps[32];
-    printf ("[%zu/%zu] %-6s %-15s ", index + 1, total, row->transport,
-            s_row_name (row, name, sizeof (name)));
+    printf ("[%zu/%zu] %-6s %-15s ", index + 1, total,
+            bench_transport_names[row->transport], s_row_name (row, name, sizeof (name)));
     if (row->failed) {
         printf ("FAILED: %s\n", row->error);
         fflush (stdout);
@@ -435,17 +498,22 @@ s_print_progress (const row_t *rows, size_t index, size_t total)
     const row_t *raw = s_ceiling (rows, index + 1, row);
     if (raw && raw != row && s_rps (&raw->result) > 0)
         printf ("  (%.1f%% of raw %s)", 100 * s_rps (r) / s_rps (&raw->result),
-                row->transport);
+                bench_transport_names[row->transport]);
+    const row_t *plain = s_plain (rows, index + 1, row);
+    if (plain)
+        printf ("  (%.2fx tcp)", s_rps (r) / s_rps (&plain->result));
     printf ("\n");
     fflush (stdout);
 }
 
-//  One table row's cells after the path and transport.
+//  One table row's cells after the path and transport; raw and plain are
+//  the rows it is compared with (NULL: none).
 static void
-s_print_cells (const row_t *row, const row_t *raw)
+s_print_cells (const row_t *row, const row_t *raw, const row_t *plain)
 {
     const bench_result_t *r = &row->result;
-    char shards[16] = "-", threads[16] = "1 (echo)", count[32], rps[32], share[16] = "";
+    char shards[16] = "-", threads[16] = "1 (echo)", count[32], rps[32], share[16] = "",
+         ratio[16] = "";
     if (!row->raw) {
         snprintf (shards, sizeof (shards), "%u", row->shards);
         snprintf (threads, sizeof (threads), "%zu", row->threads);
@@ -453,12 +521,16 @@ s_print_cells (const row_t *row, const row_t *raw)
     if (raw && s_rps (&raw->result) > 0)
         snprintf (share, sizeof (share), "%.1f%%",
                   100 * s_rps (r) / s_rps (&raw->result));
-    printf ("%s | %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %llu | %s |\n",
-            shards, threads, s_commas (count, sizeof (count), (double)r->ok),
-            s_commas (rps, sizeof (rps), s_rps (r)), s_us (r, 50), s_us (r, 99),
-            s_us (r, 99.9), (double)r->latency.max / 1000.0, s_cpu_us (r),
-            r->elapsed > 0 ? r->cpu / r->elapsed : 0, (unsigned long long)r->failed,
-            share);
+    if (plain)
+        snprintf (ratio, sizeof (ratio), "%.2fx", s_rps (r) / s_rps (&plain->result));
+    printf (
+        "%s | %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f | %llu | %s | %s "
+        "|\n",
+        shards, threads, s_commas (count, sizeof (count), (double)r->ok),
+        s_commas (rps, sizeof (rps), s_rps (r)), s_us (r, 50), s_us (r, 99),
+        s_us (r, 99.9), (double)r->latency.max / 1000.0, s_cpu_us (r),
+        r->elapsed > 0 ? r->cpu / r->elapsed : 0, (unsigned long long)r->failed, share,
+        ratio);
 }
 
 static void
@@ -466,18 +538,38 @@ s_print_table (const row_t *rows, size_t n)
 {
     printf ("\n| path | transport | shards | worker threads | requests | requests/s "
             "| p50 us | p99 us | p99.9 us | max us | CPU us/req | cores busy | failed "
-            "| of raw |\n");
+            "| of raw | curve / tcp |\n");
     printf ("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-            "| ---: | ---: | ---: |\n");
+            "| ---: | ---: | ---: | ---: |\n");
     for (size_t i = 0; i < n; i++) {
         const row_t *row = &rows[i];
         char name[64];
-        printf ("| %s | %s | ", s_row_name (row, name, sizeof (name)), row->transport);
+        printf ("| %s | %s | ", s_row_name (row, name, sizeof (name)),
+                bench_transport_names[row->transport]);
         if (row->failed)
-            printf ("%u | %zu | failed: %s |||||||||| \n", row->shards, row->threads,
+            printf ("%u | %zu | failed: %s ||||||||||| \n", row->shards, row->threads,
                     row->error);
         else
-            s_print_cells (row, s_ceiling (rows, n, row));
+            s_print_cells (row, s_ceiling (rows, n, row), s_plain (rows, n, row));
+    }
+}
+
+//  What CURVE costs at each shard count: requests/s and CPU beside tcp's.
+static void
+s_print_curve (const row_t *rows, size_t n)
+{
+    char a[32], b[32];
+    for (size_t i = 0; i < n; i++) {
+        const row_t *plain = s_plain (rows, n, &rows[i]);
+        if (!plain)
+            continue;
+        const bench_result_t *curve = &rows[i].result, *tcp = &plain->result;
+        printf ("- CURVE / tcp at %u shard(s): %s / %s requests/s = %.2fx; CPU %.2f / "
+                "%.2f us/req (%+.2f us); p50 %.1f / %.1f us\n",
+                rows[i].shards, s_commas (a, sizeof (a), s_rps (curve)),
+                s_commas (b, sizeof (b), s_rps (tcp)), s_rps (curve) / s_rps (tcp),
+                s_cpu_us (curve), s_cpu_us (tcp), s_cpu_us (curve) - s_cpu_us (tcp),
+                s_us (curve, 50), s_us (tcp, 50));
     }
 }
 
@@ -489,7 +581,7 @@ s_print_summary (const options_t *self, const row_t *rows, size_t n)
     printf ("\n");
     for (size_t i = 0; i < n; i++) {
         const row_t *row = &rows[i];
-        if (!row->raw && !row->failed && streq (row->transport, "tcp") &&
+        if (!row->raw && !row->failed && row->transport == BENCH_TCP &&
             row->shards == TARGET_SHARDS)
             printf ("- target: >= %s requests/s over tcp with %d shards; measured %s "
                     "(%s)\n",
@@ -499,13 +591,14 @@ s_print_summary (const options_t *self, const row_t *rows, size_t n)
     }
     for (size_t i = 0; i < n && self->redis_rps > 0; i++) {
         const row_t *row = &rows[i];
-        if (!row->raw && !row->failed && streq (row->transport, "tcp"))
+        if (!row->raw && !row->failed && row->transport == BENCH_TCP)
             printf ("- CART tcp %u shard(s): %s requests/s = %.1f%% of redis-benchmark "
                     "SET -P 16 (%s requests/s)\n",
                     row->shards, s_commas (a, sizeof (a), s_rps (&row->result)),
                     100 * s_rps (&row->result) / self->redis_rps,
                     s_commas (b, sizeof (b), self->redis_rps));
     }
+    s_print_curve (rows, n);
     if (self->redis_rps <= 0)
         printf ("- redis-benchmark: not run (bench/run_bus.sh runs it and passes "
                 "--redis-rps)\n");
@@ -520,7 +613,8 @@ s_print_summary (const options_t *self, const row_t *rows, size_t n)
             "histogram, within 0.8%%); `CPU us/req` is the process's CPU time (all "
             "threads)\n  per successful request and `cores busy` its CPU seconds per "
             "second;\n  `of raw` is requests/s over the `raw libzmq` row of the same "
-            "transport.\n");
+            "transport, and\n  `curve / tcp` a CURVE row's requests/s over the tcp "
+            "row's at the same shard count.\n");
 }
 
 //  --------------------------------------------------------------------------
@@ -532,8 +626,8 @@ s_run_row (const options_t *self, row_t *row)
     int rc;
     const char *error = NULL;
     if (row->raw)
-        rc = bench_raw_run (row->transport, row->frames, self->io_threads, &self->load,
-                            &row->result, &error);
+        rc = bench_raw_run (bench_transport_names[row->transport], row->frames,
+                            self->io_threads, &self->load, &row->result, &error);
     else {
         bench_cart_config_t cart = self->cart;
         cart.transport = row->transport;
@@ -545,32 +639,49 @@ s_run_row (const options_t *self, row_t *row)
         snprintf (row->error, sizeof (row->error), "%s", error ? error : "?");
 }
 
-//  Lays out the rows: per transport, the raw ceiling, then each shard count.
+//  Appends the raw rows of transport t (bench_raw runs on inproc and tcp).
+static size_t
+s_plan_raw (const options_t *self, bench_transport_t t, row_t *rows, size_t n)
+{
+    if (t == BENCH_CURVE)
+        return n;
+    if (self->raw)
+        rows[n++] = (row_t){.raw = true, .frames = 1, .transport = t, .threads = 1};
+    if (self->raw_cart)
+        rows[n++] = (row_t){
+            .raw = true, .frames = BENCH_RAW_FRAMES_CART, .transport = t, .threads = 1};
+    return n;
+}
+
+//  Appends the CART row of transport t at a shard count.
+static size_t
+s_plan_cart (const options_t *self, bench_transport_t t, uint32_t shards, row_t *rows,
+             size_t n)
+{
+    size_t threads =
+        shards < self->cart.worker_threads ? shards : self->cart.worker_threads;
+    rows[n++] = (row_t){.transport = t, .shards = shards, .threads = threads};
+    return n;
+}
+
+//  Lays out the rows: per transport, the raw ceiling, then each shard
+//  count; with tcp, CURVE's row at a shard count comes right after tcp's.
 static size_t
 s_plan (const options_t *self, row_t *rows)
 {
-    const char *transports[2] = {self->inproc ? "inproc" : NULL,
-                                 self->tcp ? "tcp" : NULL};
+    bool paired = self->transports[BENCH_TCP] && self->transports[BENCH_CURVE];
     size_t n = 0;
-    for (int t = 0; t < 2; t++) {
-        if (!transports[t])
+    for (int t = 0; t < BENCH_TRANSPORTS; t++) {
+        if (!self->transports[t] || (paired && t == BENCH_CURVE))
             continue;
-        if (self->raw)
-            rows[n++] = (row_t){
-                .raw = true, .frames = 1, .transport = transports[t], .threads = 1};
-        if (self->raw_cart)
-            rows[n++] = (row_t){.raw = true,
-                                .frames = BENCH_RAW_FRAMES_CART,
-                                .transport = transports[t],
-                                .threads = 1};
+        n = s_plan_raw (self, (bench_transport_t)t, rows, n);
         for (size_t s = 0; s < self->n_shard_counts; s++) {
-            uint32_t shards = self->shard_counts[s];
-            size_t threads =
-                shards < self->cart.worker_threads ? shards : self->cart.worker_threads;
-            rows[n++] =
-                (row_t){.transport = transports[t], .shards = shards, .threads = threads};
+            n = s_plan_cart (self, (bench_transport_t)t, self->shard_counts[s], rows, n);
+            if (paired && t == BENCH_TCP)
+                n = s_plan_cart (self, BENCH_CURVE, self->shard_counts[s], rows, n);
         }
     }
+    assert (n <= ROWS_MAX);
     return n;
 }
 
@@ -587,7 +698,7 @@ main (int argc, char **argv)
     zsys_init ();
     s_print_header (&options, argc, argv);
     //  Each row holds its latency histogram: on the heap, not the stack
-    row_t *rows = (row_t *)calloc (2 * (SHARD_COUNTS_MAX + 2), sizeof (row_t));
+    row_t *rows = (row_t *)calloc (ROWS_MAX, sizeof (row_t));
     assert (rows);
     size_t n = s_plan (&options, rows);
     bool all_ran = true;

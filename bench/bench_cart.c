@@ -17,6 +17,8 @@
 #include "bench_cart.h"
 
 #include <czmq.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "cart_broker.h"
@@ -30,9 +32,28 @@
 #define PREFILL_WINDOW 512
 #define PREFILL_MS     60000 //  longest the carts may take to fill
 #define PRICE_CENTS    1999
+#define KEY_DIR        "/tmp/bench-keys-XXXXXX" //  mkdtemp's template
+
+const char *const bench_transport_names[BENCH_TRANSPORTS] = {
+    [BENCH_INPROC] = "inproc", [BENCH_TCP] = "tcp", [BENCH_CURVE] = "curve"};
+
+//  The two lists of public keys the broker admits, each a directory
+typedef enum { KEYS_WORKERS, KEYS_CLIENTS, KEYS_LISTS } key_list_t;
+
+static const char *const s_key_names[KEYS_LISTS] = {
+    [KEYS_WORKERS] = "bench-worker", [KEYS_CLIENTS] = "bench-client"};
+
+//  A CURVE cluster's keys (see bench_cart.h)
+typedef struct {
+    cart_curve_t broker;
+    cart_curve_t peer[KEYS_LISTS];        //  every worker's, every client's
+    char dir[KEYS_LISTS][sizeof KEY_DIR]; //  "" until made
+} keys_t;
 
 typedef struct {
     const bench_cart_config_t *config;
+    keys_t keys;
+    const cart_curve_t *client_curve; //  NULL: a plain bus
     cart_broker_t *broker;
     cart_workers_t *workers;
     char *names; //  customers x NAME_SIZE, NUL-terminated ids
@@ -88,6 +109,85 @@ s_wait_writable (cart_client_t *client, int64_t deadline_ns)
 }
 
 //  --------------------------------------------------------------------------
+//  CURVE keys
+
+static void
+s_curve_fill (cart_curve_t *curve, zcert_t *cert, const char *server_txt)
+{
+    snprintf (curve->public_txt, sizeof (curve->public_txt), "%s",
+              zcert_public_txt (cert));
+    snprintf (curve->secret_txt, sizeof (curve->secret_txt), "%s",
+              zcert_secret_txt (cert));
+    snprintf (curve->server_txt, sizeof (curve->server_txt), "%s", server_txt);
+}
+
+static void
+s_key_path (const keys_t *self, key_list_t list, char *path, size_t size)
+{
+    snprintf (path, size, "%s/%s.key", self->dir[list], s_key_names[list]);
+}
+
+//  Makes a fresh directory for list and writes cert's public key in it.
+static int
+s_key_save (keys_t *self, key_list_t list, zcert_t *cert, const char **error)
+{
+    char path[PATH_MAX];
+    snprintf (self->dir[list], sizeof (self->dir[list]), "%s", KEY_DIR);
+    if (!mkdtemp (self->dir[list])) {
+        *error = cart_errorf ("cannot make a key directory '%s': %s", KEY_DIR,
+                              strerror (errno));
+        self->dir[list][0] = 0;
+        return -1;
+    }
+    s_key_path (self, list, path, sizeof (path));
+    if (zcert_save_public (cert, path) == 0)
+        return 0;
+    *error = cart_errorf ("cannot write the key file '%s'", path);
+    return -1;
+}
+
+//  Makes the broker's pair and the workers' and the clients' (which know
+//  the broker's public key), and writes the two public keys for the broker.
+static int
+s_keys_make (keys_t *self, const char **error)
+{
+    if (!zsys_has_curve ()) {
+        *error = cart_errorf ("this libzmq has no CURVE");
+        return -1;
+    }
+    zcert_t *broker = zcert_new ();
+    assert (broker);
+    s_curve_fill (&self->broker, broker, "");
+    zcert_destroy (&broker);
+    int rc = 0;
+    for (int list = 0; list < KEYS_LISTS && rc == 0; list++) {
+        zcert_t *cert = zcert_new ();
+        assert (cert);
+        s_curve_fill (&self->peer[list], cert, self->broker.public_txt);
+        rc = s_key_save (self, (key_list_t)list, cert, error);
+        zcert_destroy (&cert);
+    }
+    return rc;
+}
+
+//  Removes the key directories made so far.
+static void
+s_keys_remove (keys_t *self)
+{
+    for (int list = 0; list < KEYS_LISTS; list++) {
+        if (!self->dir[list][0])
+            continue;
+        char path[PATH_MAX];
+        s_key_path (self, (key_list_t)list, path, sizeof (path));
+        unlink (path);
+        if (rmdir (self->dir[list]))
+            zsys_warning ("bench: cannot remove '%s': %s", self->dir[list],
+                          strerror (errno));
+        self->dir[list][0] = 0;
+    }
+}
+
+//  --------------------------------------------------------------------------
 //  The cluster
 
 static void
@@ -109,13 +209,22 @@ s_cluster_start (cluster_t *self, const char **error)
 {
     static int instance = 0;
     char front[64], back[64];
-    bool tcp = streq (self->config->transport, "tcp");
+    bool tcp = self->config->transport != BENCH_INPROC;
+    bool curve = self->config->transport == BENCH_CURVE;
     snprintf (front, sizeof (front),
               tcp ? "tcp://127.0.0.1:*" : "inproc://bench-front-%d", instance);
     snprintf (back, sizeof (back), tcp ? "tcp://127.0.0.1:*" : "inproc://bench-back-%d",
               instance++);
+    if (curve && s_keys_make (&self->keys, error))
+        return -1;
+    self->client_curve = curve ? &self->keys.peer[KEYS_CLIENTS] : NULL;
     cart_broker_config_t broker = {
-        .frontend = front, .backend = back, .shards = self->config->shards};
+        .frontend = front,
+        .backend = back,
+        .shards = self->config->shards,
+        .curve = curve ? &self->keys.broker : NULL,
+        .worker_keys = curve ? self->keys.dir[KEYS_WORKERS] : NULL,
+        .client_keys = curve ? self->keys.dir[KEYS_CLIENTS] : NULL};
     self->broker = cart_broker_new (&broker, error);
     if (!self->broker)
         return -1;
@@ -126,7 +235,9 @@ s_cluster_start (cluster_t *self, const char **error)
     cart_worker_config_t workers = {.broker = cart_broker_backend (self->broker),
                                     .cluster_shards = self->config->shards,
                                     .shards = list,
-                                    .n_shards = self->config->shards};
+                                    .n_shards = self->config->shards,
+                                    .curve =
+                                        curve ? &self->keys.peer[KEYS_WORKERS] : NULL};
     self->workers = cart_workers_new (&workers, self->config->worker_threads, error);
     free (list);
     return self->workers ? 0 : -1;
@@ -137,6 +248,7 @@ s_cluster_stop (cluster_t *self)
 {
     cart_workers_destroy (&self->workers);
     cart_broker_destroy (&self->broker);
+    s_keys_remove (&self->keys);
     free (self->names);
     free (self->name_lens);
 }
@@ -216,8 +328,8 @@ static void *
 s_driver_open (void *arg, size_t index, size_t window, const char **error)
 {
     const cluster_t *cluster = (const cluster_t *)arg;
-    cart_client_t *client =
-        cart_client_new (cart_broker_frontend (cluster->broker), error);
+    cart_client_t *client = cart_client_new_curve (cart_broker_frontend (cluster->broker),
+                                                   cluster->client_curve, error);
     if (!client)
         return NULL;
     if (s_wait_writable (client, bench_now_ns () + (int64_t)CONNECT_MS * 1000000)) {
@@ -298,8 +410,8 @@ bench_cart_run (const bench_cart_config_t *config, const bench_load_t *load,
     s_cluster_names (&self);
     int rc = s_cluster_start (&self, error);
     if (rc == 0) {
-        cart_client_t *setup =
-            cart_client_new (cart_broker_frontend (self.broker), error);
+        cart_client_t *setup = cart_client_new_curve (cart_broker_frontend (self.broker),
+                                                      self.client_curve, error);
         rc = setup && s_wait_serving (&self, setup, error) == 0 &&
                      s_prefill (&self, setup, error) == 0
                  ? 0

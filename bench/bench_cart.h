@@ -9,9 +9,18 @@
     the load, stop everything. The mix is mostly GET and ADD over many
     customers, each picked at random by every request:
 
-        bench_cart_config_t config = {.transport = "tcp", .shards = 4,
+        bench_cart_config_t config = {.transport = BENCH_TCP, .shards = 4,
                                       .worker_threads = 4,
                                       .customers = 10000, .get_percent = 80};
+
+    Over CURVE the cluster's keys are made for the run (czmq's zcert): the
+    broker's pair, one pair that every worker thread uses and one that
+    every client uses; the two public keys go into two fresh directories
+    (mkdtemp under /tmp) that the broker admits from, removed when the
+    cluster stops. Every handshake ends before the measured time: the
+    workers' before every shard is live, a client's before its socket can
+    send (ZMQ_IMMEDIATE attaches a connection only once its handshake is
+    done), which bench_run_clients waits for before it starts the clock.
     =========================================================================
 */
 #ifndef BENCH_CART_H_INCLUDED
@@ -24,8 +33,19 @@
 #define BENCH_PREFILL_ITEMS 3 //  items put in each cart before the load
 #define BENCH_SKUS          5 //  distinct items an ADD picks from
 
+//  The transports a cluster runs on, in bench_bus's order; the names are
+//  what --transport takes and the table prints (bench_transport_names)
+typedef enum {
+    BENCH_INPROC,
+    BENCH_TCP,   //  127.0.0.1
+    BENCH_CURVE, //  tcp on 127.0.0.1, CURVE on both of the broker's sockets
+    BENCH_TRANSPORTS
+} bench_transport_t;
+
+extern const char *const bench_transport_names[BENCH_TRANSPORTS];
+
 typedef struct {
-    const char *transport; //  "inproc" or "tcp" (127.0.0.1)
+    bench_transport_t transport;
     uint32_t shards;
     size_t worker_threads; //  the workers share the shards between them
     size_t customers;      //  1..10,000,000

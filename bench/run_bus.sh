@@ -3,7 +3,8 @@
 # redis-server when it is missing (as root, from Debian), runs
 # redis-benchmark against a private redis-server on 127.0.0.1 (a free
 # port, no persistence, stopped at the end), then bench_bus with Redis's
-# figure for the ratio. Extra arguments go to bench_bus (try --help).
+# figure for the ratio (inproc, tcp and tcp with CURVE, by default).
+# Extra arguments go to bench_bus (try --help).
 #
 #   bash bench/run_bus.sh [bench_bus options]
 #
