@@ -34,7 +34,7 @@ import time
 import cart_compose
 
 SKIP = 77
-BUDGET = 100          # seconds for the whole test, set-up and clean-up aside
+BUDGET = 90          # seconds for the whole test, set-up and clean-up aside
 SUBNET = "10.77.0"    # only inside this test's namespaces: no clash outside
 PREFIX = f"cartns{os.getpid()}"
 CLIENT = "client"     # the namespace curl runs in, beside the services
@@ -262,7 +262,7 @@ class Cluster:
             if not self.running(name):
                 raise Failure(f"{name} exited {self.procs[name].poll()} before it was healthy")
             return self.healthy(name)
-        wait_for(f"{name} to be healthy", check, timeout, interval=0.1)
+        wait_for(f"{name} to be healthy", check, timeout, interval=0.2)
 
     def running(self, name):
         proc = self.procs.get(name)
@@ -330,7 +330,7 @@ class Cluster:
             path = os.path.join(self.tmp, f"{name}.log")
             if os.path.exists(path):
                 with open(path, errors="replace") as f:
-                    lines = f.readlines()[-25:]
+                    lines = f.readlines()[-40:]
                 print(f"--- {name}'s output (last {len(lines)} lines)")
                 sys.stdout.writelines(lines)
 
@@ -500,8 +500,13 @@ def check_up(cluster, top):
         if name not in top.keys:
             cluster.wait_healthy(name)
     log("every service is healthy")
-    r = cluster.http("GET", "/healthz")
-    expect(r.status == 200 and (r.json() or {}).get("live") == top.shards, f"/healthz: {r}")
+    # The front answers HTTP (its health) before its link to the broker is
+    # up: /healthz is 200 once it is, with every shard live
+    t = time.monotonic()
+    r = wait_for("/healthz to be 200", lambda: (lambda r: r if r.status == 200 else None)(
+        cluster.http("GET", "/healthz")), 10)
+    expect((r.json() or {}).get("live") == top.shards, f"/healthz: {r}")
+    log(f"/healthz 200, every shard live, {(time.monotonic() - t) * 1000:.0f} ms later")
     keys = snapshot(cluster.volume_dir(top.keys_volume))
     expect(any(f.endswith("broker.key_secret") for f in keys), f"keys made: {list(keys)}")
     # a client without keys gets no answer from the broker
@@ -547,6 +552,7 @@ def check_link_cut(cluster, top, customers, carts):
         r = http(method, path, body)
         expect(r.status == 503 and r.headers.get("retry-after") and r.seconds < top.fast,
                f"{method} on the cut shard: 503 with Retry-After within {top.fast} s: {r}")
+        log(f"{method} on the cut shard: 503 in {r.seconds * 1000:.1f} ms")
     for k in range(top.shards):
         if k != cut:
             r = http("GET", f"/items/{customers[k][0]}")
