@@ -93,6 +93,7 @@ typedef struct {
     int64_t heartbeat_at;
     int64_t load_at;
     int64_t broker_expiry;
+    uint32_t reconnects; //  in a row, with nothing heard from the broker
     int64_t pipe_at;
     bool verbose;
     bool terminated;
@@ -290,7 +291,13 @@ s_connect (self_t *self, const char **error)
     self->dealer = dealer;
     self->sock = zsock_resolve (self->dealer);
     s_send_ready (self);
-    self->broker_expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
+    //  A handshake (CURVE's crypto) and READY on a busy machine may take
+    //  longer than the liveness window: each reconnection in a row waits
+    //  twice as long for the broker, up to 16 windows (4.8 s by default), so
+    //  that a slow connection is not thrown away before it is made
+    uint32_t factor = 1u << (self->reconnects < 4 ? self->reconnects : 4);
+    self->broker_expiry =
+        zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness * factor;
     return 0;
 }
 
@@ -706,6 +713,7 @@ s_handle_broker (self_t *self, int flags)
     if (rc != 1)
         return rc != 0;
     self->broker_expiry = zclock_mono () + (int64_t)self->heartbeat_ms * self->liveness;
+    self->reconnects = 0;
     switch ((cart_command_t)self->msg.header.command) {
         case CART_CMD_REQUEST:
             self->refusals = 0; //  the broker routes to us: we are in
@@ -812,6 +820,7 @@ s_timers (self_t *self)
     if (now >= self->broker_expiry) {
         if (self->verbose)
             zsys_info ("worker: broker silent; reconnecting to %s", self->endpoint);
+        self->reconnects++;
         s_connect (self, NULL);
     }
     if (now >= self->heartbeat_at) {
