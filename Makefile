@@ -5,9 +5,7 @@
 all: build
 
 build:
-	bash scripts/deps.sh build
-	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-	cmake --build build -j$$(nproc)
+	bash scripts/build.sh
 
 run:
 	bash scripts/run.sh
