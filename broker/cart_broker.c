@@ -692,7 +692,9 @@ s_handle_ready (self_t *self, worker_t *worker)
     int32_t index = worker ? s_worker_index (self, worker) : -1;
     uint64_t id_hash = cart_id_hash (zmq_msg_data (&self->msg.identity),
                                      zmq_msg_size (&self->msg.identity));
-    if (s_check_ready (self, &ready, index, id_hash) || s_check_grant (self, &ready))
+    //  The key's grant first: a worker that may not serve a shard learns
+    //  nothing of who serves it
+    if (s_check_grant (self, &ready) || s_check_ready (self, &ready, index, id_hash))
         return;
     bool is_new = !worker;
     if (!worker) {

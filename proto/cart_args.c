@@ -145,11 +145,15 @@ cart_args_env (int *argc, char **argv, const struct option *options, const char 
     size_t n_options = 0;
     while (options[n_options].name)
         n_options++;
-    //  Lives as long as the process: getopt's optarg points into it
-    static char **s_argv = NULL;
-    free (s_argv);
-    s_argv = (char **)calloc ((size_t)*argc + n_options + 1, sizeof (char *));
-    assert (s_argv);
+    //  Lives as long as the process: getopt's optarg points into it. A
+    //  program calls this once; each call's argv is kept, chained from the
+    //  last one (its slot 0 holds the one before)
+    static char **s_last;
+    char **block = (char **)calloc ((size_t)*argc + n_options + 2, sizeof (char *));
+    assert (block);
+    block[0] = (char *)s_last;
+    s_last = block;
+    char **s_argv = block + 1;
     int n = 0;
     s_argv[n++] = argv[0];
     for (size_t i = 0; i < n_options; i++) {

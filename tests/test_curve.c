@@ -739,10 +739,10 @@ s_run_ungranted (char *out, size_t size)
     return status;
 }
 
-//  A listed worker that claims a shard its key does not grant is refused:
-//  while shard 1 is free, with 403, and shard_worker exits 1 naming the
-//  refusal; shard 1 stays free. While shard 1 is served, it is refused too
-//  (exit 1) and shard 1's worker keeps it, with its carts.
+//  A listed worker that claims a shard its key does not grant is refused
+//  with 403, and shard_worker exits 1 naming the key's shards: while shard
+//  1 is served (its worker keeps it, with its carts; the refusal says
+//  nothing of who serves it), and while shard 1 is free (it stays free).
 static void
 test_ungranted_shard_refused (void **state)
 {
@@ -750,7 +750,9 @@ test_ungranted_shard_refused (void **state)
     s_customer_on (1, 3, id, sizeof (id));
     assert_int_equal (s_call (CART_OP_ADD, id, "kept", NULL), CART_CREATED);
     assert_int_equal (s_run_ungranted (out, sizeof (out)), 1);
-    assert_non_null (strstr (out, "the broker refused this worker"));
+    assert_non_null (
+        strstr (out, "the key 'worker-0' may serve shards 0 only, not shard 1"));
+    assert_null (strstr (out, "served by another live worker"));
     assert_int_equal (s_items (id), 1);
     assert_true (s_running (s_workers[1]));
 
