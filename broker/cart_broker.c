@@ -64,7 +64,6 @@
 #define STALL_FLOOR_MS      1000           //  no request expires sooner, at the broker
 #define SUPERSEDED_MAX      8              //  replaced workers remembered per shard
 #define ROUTES_MAX          CART_SLOTS_MAX //  requests in flight in all
-#define WARN_MS             1000           //  a kind of warning once a second at most
 #define NONE                CART_IDMAP_NONE
 
 typedef struct {
@@ -144,8 +143,7 @@ typedef struct {
     bool terminated;
     cart_msg_t msg; //  the message being handled
     uint64_t malformed;
-    int64_t warned_at[WARNS];
-    uint64_t suppressed[WARNS];
+    cart_warn_t warns[WARNS];
     zmq_msg_t stats;     //  the last stats body built
     int64_t stats_until; //  when it must be built again
 } self_t;
@@ -162,43 +160,17 @@ static const char *const s_warn_names[WARNS] = {"malformed messages",
                                                 "workers removed",
                                                 "stalled workers"};
 
-//  Logs a warning of a kind at most once per WARN_MS, with how many of
-//  that kind were not logged since.
-static void
-s_warn (self_t *self, warn_t kind, const char *format, ...)
-{
-    int64_t now = zclock_mono ();
-    if (now - self->warned_at[kind] < WARN_MS && self->warned_at[kind]) {
-        self->suppressed[kind]++;
-        return;
-    }
-    char text[512];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (text, sizeof (text), format, args);
-    va_end (args);
-    if (self->suppressed[kind])
-        zsys_warning ("broker: %s (and %llu more like it in the last %d ms)", text,
-                      (unsigned long long)self->suppressed[kind], WARN_MS);
-    else
-        zsys_warning ("broker: %s", text);
-    self->warned_at[kind] = now;
-    self->suppressed[kind] = 0;
-}
+//  Logs a warning of a kind at most once per CART_WARN_MS (cart_actor.h).
+#define s_warn(self, kind, ...) cart_warn (&(self)->warns[kind], "broker: " __VA_ARGS__)
 
-//  Says how many warnings of each kind were held back, once their window
-//  is over, so that none goes unmentioned when no later one comes.
 static void
 s_warn_flush (self_t *self)
 {
-    int64_t now = zclock_mono ();
-    for (int kind = 0; kind < WARNS; kind++)
-        if (self->suppressed[kind] && now - self->warned_at[kind] >= WARN_MS) {
-            zsys_warning ("broker: %llu more warning(s) like the last of its kind (%s)",
-                          (unsigned long long)self->suppressed[kind], s_warn_names[kind]);
-            self->suppressed[kind] = 0;
-            self->warned_at[kind] = now;
-        }
+    for (int kind = 0; kind < WARNS; kind++) {
+        char what[80];
+        snprintf (what, sizeof (what), "broker: %s", s_warn_names[kind]);
+        cart_warn_flush (&self->warns[kind], what);
+    }
 }
 
 //  --------------------------------------------------------------------------

@@ -77,3 +77,37 @@ cart_actors_destroy (zactor_t **actors, size_t count)
     for (size_t i = 0; i < count; i++)
         zactor_destroy (&actors[i]);
 }
+
+void
+cart_warn (cart_warn_t *warn, const char *format, ...)
+{
+    int64_t now = zclock_mono ();
+    if (warn->at && now - warn->at < CART_WARN_MS) {
+        warn->suppressed++;
+        return;
+    }
+    char text[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
+    if (warn->suppressed)
+        zsys_warning ("%s (and %llu more like it in the last %d ms)", text,
+                      (unsigned long long)warn->suppressed, CART_WARN_MS);
+    else
+        zsys_warning ("%s", text);
+    warn->at = now;
+    warn->suppressed = 0;
+}
+
+void
+cart_warn_flush (cart_warn_t *warn, const char *what)
+{
+    int64_t now = zclock_mono ();
+    if (warn->suppressed && now - warn->at >= CART_WARN_MS) {
+        zsys_warning ("%llu more warning(s) like the last of its kind (%s)",
+                      (unsigned long long)warn->suppressed, what);
+        warn->suppressed = 0;
+        warn->at = now;
+    }
+}

@@ -49,4 +49,20 @@ int cart_actor_recv (zsock_t *pipe, const char *who, const char *const *known);
 //  waited for. Sets each pointer NULL.
 void cart_actors_destroy (zactor_t **actors, size_t count);
 
+//  A kind of warning that a stranger could cause at any rate: logged at
+//  most once per CART_WARN_MS, saying how many like it were held back.
+#define CART_WARN_MS 1000
+typedef struct {
+    int64_t at; //  when one was last logged; 0: never
+    uint64_t suppressed;
+} cart_warn_t;
+
+void cart_warn (cart_warn_t *warn, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+//  Once the window is over, says how many of a kind were held back (what
+//  names the kind), so that none goes unmentioned when no later one
+//  comes. Call it on a timer.
+void cart_warn_flush (cart_warn_t *warn, const char *what);
+
 #endif

@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 
+#include "cart_actor.h"
 #include "cart_args.h"
 #include "cart_types.h"
 
@@ -30,7 +31,6 @@
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define RESCAN_MS    1000       //  a directory is looked at once a second at most
 #define KEY_FILE_MAX (64 << 10) //  a key file is a few hundred bytes
-#define WARN_MS      1000
 
 //  --------------------------------------------------------------------------
 //  Key files
@@ -408,8 +408,7 @@ typedef struct {
 typedef struct {
     list_t lists[2]; //  workers, clients
     bool verbose;
-    int64_t warned_at;
-    uint64_t suppressed;
+    cart_warn_t refusals; //  logged once a second at most
 } zap_t;
 
 struct _cart_zap_t {
@@ -421,28 +420,6 @@ typedef struct {
     const char *client_dir;
     bool verbose;
 } zap_args_t;
-
-static void
-s_warn (zap_t *self, const char *format, ...)
-{
-    int64_t now = zclock_mono ();
-    if (self->warned_at && now - self->warned_at < WARN_MS) {
-        self->suppressed++;
-        return;
-    }
-    char text[512];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (text, sizeof (text), format, args);
-    va_end (args);
-    if (self->suppressed)
-        zsys_warning ("broker: %s (and %llu more refusals in the last %d ms)", text,
-                      (unsigned long long)self->suppressed, WARN_MS);
-    else
-        zsys_warning ("broker: %s", text);
-    self->warned_at = now;
-    self->suppressed = 0;
-}
 
 //  True when a directory entry names a public key file: NAME.key.
 static bool
@@ -605,16 +582,18 @@ s_answer (zap_t *self, zsock_t *handler)
             list = &self->lists[i];
     if (n != 7 || !zframe_streq (frames[0], "1.0") || !list ||
         !zframe_streq (frames[5], "CURVE") || zframe_size (frames[6]) != 32) {
-        s_warn (self,
-                "refused a connection from %s: not a CURVE handshake for the "
-                "workers' or the clients' socket",
-                address[0] ? address : "an unknown address");
+        cart_warn (&self->refusals,
+                   "broker: refused a connection from %s: not a CURVE handshake for the "
+                   "workers' or the clients' socket",
+                   address[0] ? address : "an unknown address");
         text = "not a CURVE handshake this broker knows";
     } else if (!(entry = s_find (self, list, zframe_data (frames[6])))) {
         char z85[41];
         zmq_z85_encode (z85, zframe_data (frames[6]), 32);
-        s_warn (self, "refused a %s connection from %s: its CURVE key %s is not in %s",
-                list == &self->lists[0] ? "worker" : "client", address, z85, list->dir);
+        cart_warn (
+            &self->refusals,
+            "broker: refused a %s connection from %s: its CURVE key %s is not in %s",
+            list == &self->lists[0] ? "worker" : "client", address, z85, list->dir);
         text = "unknown key";
     } else {
         status = "200";
@@ -663,10 +642,11 @@ s_zap_actor (zsock_t *pipe, void *args)
     zstr_send (pipe, error ? error : "OK");
     zpoller_t *poller = error ? NULL : zpoller_new (pipe, handler, NULL);
     while (poller) {
-        void *which = zpoller_wait (poller, -1);
+        void *which = zpoller_wait (poller, CART_WARN_MS);
+        cart_warn_flush (&self.refusals, "broker: refused connections");
         if (which == handler)
             s_answer (&self, handler);
-        else {
+        else if (which || zpoller_terminated (poller)) {
             char *command = which ? zstr_recv (pipe) : NULL;
             bool stop = !which || !command || streq (command, "$TERM");
             zstr_free (&command);
