@@ -367,26 +367,6 @@ cart_curve_keygen (const char *dir, const char *name, const char *shards, bool k
     return 0;
 }
 
-//  Copies a property of msg's connection into out (size bytes, "" when the
-//  connection has none). Once a message on the broker's backend: no printf.
-static void
-s_property_copy (zmq_msg_t *msg, const char *name, char *out, size_t size)
-{
-    const char *value = zmq_msg_gets (msg, name);
-    size_t len = value ? strnlen (value, size - 1) : 0;
-    memcpy (out, value ? value : "", len);
-    out[len] = 0;
-}
-
-void
-cart_curve_peer (zmq_msg_t *msg, char name[CART_CURVE_NAME_MAX + 1], char *shards,
-                 size_t shards_size)
-{
-    s_property_copy (msg, "User-Id", name, CART_CURVE_NAME_MAX + 1);
-    if (shards)
-        s_property_copy (msg, CART_CURVE_SHARDS, shards, shards_size);
-}
-
 //  --------------------------------------------------------------------------
 //  The ZAP handler
 
@@ -611,9 +591,9 @@ s_answer (zap_t *self, zsock_t *handler)
     zmsg_addstr (reply, status);
     zmsg_addstr (reply, text);
     zmsg_addstr (reply, entry ? entry->name : "");
-    uint8_t metadata[1 + sizeof (CART_CURVE_SHARDS) + 4 + CART_CURVE_SHARDS_MAX + 1];
+    uint8_t metadata[1 + sizeof (CART_PEER_SHARDS) + 4 + CART_CURVE_SHARDS_MAX + 1];
     size_t size = entry && entry->shards[0]
-                      ? s_property (metadata, CART_CURVE_SHARDS, entry->shards)
+                      ? s_property (metadata, CART_PEER_SHARDS, entry->shards)
                       : 0;
     zmsg_addmem (reply, metadata, size);
     zmsg_send (&reply, handler);

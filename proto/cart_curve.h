@@ -20,8 +20,8 @@
     czmq's zauth keeps one allow-list per process, whatever the domain.
     This handler keeps a list per domain, each read from a directory of
     public keys, and answers with the key's name as the User-Id and its
-    shards as the property CART_CURVE_SHARDS: the broker reads both from
-    the messages of that connection (zmq_msg_gets).
+    shards as the property CART_PEER_SHARDS: the broker reads both from
+    the messages of that connection (cart_msg_recv_peer).
     =========================================================================
 */
 #ifndef CART_CURVE_H_INCLUDED
@@ -30,16 +30,11 @@
 #include <czmq.h>
 #include <stdbool.h>
 
+#include "cart_msg.h"
+
 //  The ZAP domains of the broker's two sockets
 #define CART_CURVE_WORKERS "workers"
 #define CART_CURVE_CLIENTS "clients"
-
-//  The connection property that carries a worker key's shards ("0-3")
-#define CART_CURVE_SHARDS "X-Shards"
-
-//  Longest key name (the file's name without ".key") and shard list
-#define CART_CURVE_NAME_MAX   63
-#define CART_CURVE_SHARDS_MAX 1023
 
 typedef struct {
     char public_txt[41]; //  Z85
@@ -118,10 +113,5 @@ typedef struct _cart_zap_t cart_zap_t;
 cart_zap_t *cart_zap_new (const char *worker_dir, const char *client_dir, bool verbose,
                           const char **error);
 void cart_zap_destroy (cart_zap_t **self_p);
-
-//  The User-Id and shards of the connection that sent msg (any frame of
-//  it) into name and shards ("" when none); shards only if it is not NULL.
-void cart_curve_peer (zmq_msg_t *msg, char name[CART_CURVE_NAME_MAX + 1], char *shards,
-                      size_t shards_size);
 
 #endif

@@ -76,6 +76,17 @@ s_recv_frames (void *socket, bool routed, cart_msg_t *msg, zmq_msg_t *head, int 
     return count + s_drain_rest (socket);
 }
 
+//  Copies a property of msg's connection into out (size bytes, "" when the
+//  connection has none). Once a message on the broker's backend: no printf.
+static void
+s_property_copy (zmq_msg_t *msg, const char *name, char *out, size_t size)
+{
+    const char *value = zmq_msg_gets (msg, name);
+    size_t len = value ? strnlen (value, size - 1) : 0;
+    memcpy (out, value ? value : "", len);
+    out[len] = 0;
+}
+
 int
 cart_msg_recv (void *socket, int at, bool routed, cart_msg_t *msg, int flags,
                const char **error)
@@ -100,11 +111,11 @@ cart_msg_recv_peer (void *socket, int at, bool routed, cart_msg_t *msg, int flag
                      : cart_header_decode (zmq_msg_data (&head), zmq_msg_size (&head), at,
                                            &msg->header, error);
     if (peer) {
+        s_property_copy (&head, "User-Id", peer->user, sizeof (peer->user));
         peer->shards[0] = 0;
-        cart_curve_peer (&head, peer->user,
-                         rc == 0 && msg->header.command == CART_CMD_READY ? peer->shards
-                                                                          : NULL,
-                         sizeof (peer->shards));
+        if (rc == 0 && msg->header.command == CART_CMD_READY)
+            s_property_copy (&head, CART_PEER_SHARDS, peer->shards,
+                             sizeof (peer->shards));
     }
     zmq_msg_close (&head);
     if (own < 1)

@@ -22,7 +22,6 @@
 
 #include <zmq.h>
 
-#include "cart_curve.h"
 #include "cart_wire.h"
 
 //  A received message: its frames as libzmq gave them, and its header
@@ -53,7 +52,11 @@ int cart_msg_recv (void *socket, int at, bool routed, cart_msg_t *msg, int flags
 
 //  Who sent a message over CURVE: the name of its key (ZAP's User-Id,
 //  "" without CURVE) and, for a READY, the shards that key grants ("":
-//  every shard). See cart_curve.h.
+//  every shard), which the broker's ZAP handler gives the connection as
+//  the property CART_PEER_SHARDS (cart_curve.h).
+#define CART_PEER_SHARDS      "X-Shards"
+#define CART_CURVE_NAME_MAX   63   //  longest key name (its file's, less ".key")
+#define CART_CURVE_SHARDS_MAX 1023 //  longest shard list of a key
 typedef struct {
     char user[CART_CURVE_NAME_MAX + 1];
     char shards[CART_CURVE_SHARDS_MAX + 1];
