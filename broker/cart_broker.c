@@ -55,6 +55,7 @@
 #include "cart_slots.h"
 
 #define CART_HWM            10000 //  messages queued per peer and direction
+#define HANDSHAKE_MS        5000  //  a connection's handshake, at most
 #define BATCH               256   //  messages read from one socket in a row
 #define CLIENTS_MAX         16384 //  clients tracked at once
 #define CLIENT_IDLE_MS      60000 //  a quiet client is forgotten after this
@@ -191,6 +192,14 @@ s_router (const char *endpoints, int max_message, int sndhwm, const cart_curve_t
     zsock_set_rcvhwm (sock, CART_HWM);
     zsock_set_maxmsgsize (sock, max_message);
     zsock_set_linger (sock, 0);
+    //  A connection that does not finish its handshake soon is dropped (the
+    //  default is 30 s): idle strangers cannot hold descriptors for long
+    zsock_set_handshake_ivl (sock, HANDSHAKE_MS);
+    //  With two I/O threads or more, one for each socket: a flood of
+    //  handshakes on the frontend (CURVE's crypto) cannot delay the
+    //  workers' heartbeats on the backend
+    if (zmq_ctx_get (zsys_init (), ZMQ_IO_THREADS) >= 2)
+        zsock_set_affinity (sock, strcmp (domain, CART_CURVE_WORKERS) == 0 ? 1 : 2);
     //  A fleet of peers (re)connecting at once: the default listen queue of
     //  100 leaves the rest to the kernel's retries, seconds later
     zsock_set_backlog (sock, 4096);

@@ -34,6 +34,10 @@ int
 main (int argc, char **argv)
 {
     cart_args_block_signals ();
+    cart_args_raise_fd_limit (); //  a descriptor per worker and client connection
+    //  Two I/O threads: the broker puts each socket on its own
+    //  (cart_broker.c s_router); set before the first socket
+    zsys_set_io_threads (2);
     static const struct option options[] = {{"frontend", required_argument, NULL, 'f'},
                                             {"backend", required_argument, NULL, 'b'},
                                             {"shards", required_argument, NULL, 's'},

@@ -20,6 +20,9 @@
 int
 cart_args_number (const char *text, long min, long max, long *value)
 {
+    //  Digits only, with an optional '-': no spaces or '+' that strtol takes
+    if (!isdigit ((unsigned char)text[text[0] == '-']))
+        return -1;
     char *end;
     errno = 0;
     long parsed = strtol (text, &end, 10);
@@ -109,18 +112,22 @@ const char cart_args_env_help[] =
     "upper case with '_' for '-': --heartbeat 100 as CART_HEARTBEAT=100, a flag\n"
     "without a value as =1. A flag on the command line wins over its variable.\n";
 
-//  True when argv (after argv[0]) names the long option, as --name or
-//  --name=VALUE, before a "--" that ends the options.
+//  True when argv (after argv[0]) names the option, before a "--" that
+//  ends the options: as --name or --name=VALUE, or by its short letter
+//  (-x or -xVALUE) when it has one.
 static bool
-s_given (int argc, char **argv, const char *name)
+s_given (int argc, char **argv, const struct option *option)
 {
-    size_t len = strlen (name);
+    size_t len = strlen (option->name);
+    bool letter = option->val > 0 && option->val < 128 && isalnum (option->val);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp (arg, "--") == 0)
             return false;
-        if (strncmp (arg, "--", 2) == 0 && strncmp (arg + 2, name, len) == 0 &&
+        if (strncmp (arg, "--", 2) == 0 && strncmp (arg + 2, option->name, len) == 0 &&
             (arg[2 + len] == 0 || arg[2 + len] == '='))
+            return true;
+        if (letter && arg[0] == '-' && arg[1] == option->val)
             return true;
     }
     return false;
@@ -161,7 +168,7 @@ cart_args_env (int *argc, char **argv, const struct option *options, const char 
         char name[96];
         if (strcmp (option->name, "help") == 0 ||
             s_env_name (option->name, name, sizeof (name)) ||
-            s_given (*argc, argv, option->name))
+            s_given (*argc, argv, option))
             continue;
         const char *value = getenv (name);
         if (!value || !*value)

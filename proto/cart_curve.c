@@ -36,11 +36,11 @@
 //  Key files
 
 //  True for a key's name: 1..CART_CURVE_NAME_MAX of [A-Za-z0-9._-], not
-//  starting with '.'.
+//  starting with '.' or '-'.
 static bool
 s_name_ok (const char *name, size_t len)
 {
-    if (len == 0 || len > CART_CURVE_NAME_MAX || name[0] == '.')
+    if (len == 0 || len > CART_CURVE_NAME_MAX || name[0] == '.' || name[0] == '-')
         return false;
     for (size_t i = 0; i < len; i++)
         if (!isalnum ((unsigned char)name[i]) && !strchr ("._-", name[i]))
@@ -86,6 +86,10 @@ s_read_cert (const char *path, char *public_txt, char *secret_txt, char *shards,
                               path, (unsigned)(info.st_mode & 0777));
         return -1;
     }
+    if (access (path, R_OK)) {
+        *error = cart_errorf ("cannot read key file '%s': %s", path, strerror (errno));
+        return -1;
+    }
     zconfig_t *root = zconfig_load (path);
     const char *public_key = root ? zconfig_get (root, "/curve/public-key", NULL) : NULL;
     const char *secret_key = root ? zconfig_get (root, "/curve/secret-key", NULL) : NULL;
@@ -112,8 +116,11 @@ s_read_cert (const char *path, char *public_txt, char *secret_txt, char *shards,
         }
     }
     if (rc == 0 && shards) {
+        //  A list that is there must be one: an empty one grants nothing,
+        //  and is refused rather than read as "every shard"
+        bool listed = zconfig_locate (root, "/metadata/shards") != NULL;
         const char *list = zconfig_get (root, "/metadata/shards", "");
-        if (*list && !s_shards_ok (list)) {
+        if (listed && !s_shards_ok (list)) {
             *error = cart_errorf ("'%s': metadata shards = \"%s\" is not a shard list "
                                   "such as 3, 0,2,5 or 0-7",
                                   path, list);
@@ -204,6 +211,7 @@ cart_curve_server (zsock_t *sock, const cart_curve_t *curve, const char *domain,
 }
 
 struct _cart_curve_watch_t {
+    void *sock;       //  the watched socket (libzmq's handle)
     zsock_t *monitor; //  PAIR on the socket's monitor endpoint
     cart_curve_state_t state;
     bool handshaking; //  connected, handshake not ended
@@ -220,10 +228,12 @@ cart_curve_watch_new (void *sock)
                  ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                  ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
-    if (zmq_socket_monitor (zsock_resolve (sock), endpoint, events))
+    void *handle = zsock_resolve (sock);
+    if (zmq_socket_monitor (handle, endpoint, events))
         return NULL;
     cart_curve_watch_t *self = (cart_curve_watch_t *)zmalloc (sizeof (*self));
     assert (self);
+    self->sock = handle;
     self->monitor = zsock_new (ZMQ_PAIR);
     assert (self->monitor);
     //  libzmq sends monitor events blocking (socket_base.cpp monitor_event):
@@ -231,6 +241,7 @@ cart_curve_watch_new (void *sock)
     //  takes the events at every tick of its loop
     zsock_set_rcvhwm (self->monitor, 0);
     if (zsock_connect (self->monitor, "%s", endpoint)) {
+        zmq_socket_monitor (handle, NULL, 0);
         zsock_destroy (&self->monitor);
         free (self);
         return NULL;
@@ -243,6 +254,10 @@ cart_curve_watch_destroy (cart_curve_watch_t **self_p)
 {
     if (!*self_p)
         return;
+    //  The monitor first, while our end still reads: libzmq's I/O thread
+    //  sends an event blocking, and one sent to a closed reader would hold
+    //  that thread for good (and every socket of the process with it)
+    zmq_socket_monitor ((*self_p)->sock, NULL, 0);
     zsock_destroy (&(*self_p)->monitor);
     free (*self_p);
     *self_p = NULL;
@@ -322,14 +337,14 @@ cart_curve_keygen (const char *dir, const char *name, const char *shards, bool k
         *error = cart_errorf ("'%s' is not a shard list such as 3, 0,2,5 or 0-7", shards);
         return -1;
     }
-    if (mkdir (dir, 0755) && errno != EEXIST) {
-        *error = cart_errorf ("cannot make directory '%s': %s", dir, strerror (errno));
-        return -1;
-    }
     char path[PATH_MAX], secret[PATH_MAX];
     if (snprintf (path, sizeof (path), "%s/%s.key", dir, name) >= (int)sizeof (path) ||
         snprintf (secret, sizeof (secret), "%s_secret", path) >= 256) {
         *error = cart_errorf ("key file name '%s/%s.key' is too long", dir, name);
+        return -1;
+    }
+    if (mkdir (dir, 0755) && errno != EEXIST) {
+        *error = cart_errorf ("cannot make directory '%s': %s", dir, strerror (errno));
         return -1;
     }
     struct stat info;
@@ -438,6 +453,11 @@ s_signature (const char *dir, uint64_t *signature, const char **error)
         for (const char *c = entry->d_name; *c; c++)
             hash = (hash ^ (uint8_t)*c) * 1099511628211ull;
         hash ^= (uint64_t)info.st_size * 0x9e3779b97f4a7c15ull;
+        //  ctime too: a write or a rename sets it, and no tool sets it back
+        hash ^= (uint64_t)info.st_ino * 0xff51afd7ed558ccdull;
+        hash ^= ((uint64_t)info.st_ctim.tv_sec * 1000000000ull +
+                 (uint64_t)info.st_ctim.tv_nsec) *
+                0xc4ceb9fe1a85ec53ull;
         hash ^= ((uint64_t)info.st_mtim.tv_sec * 1000000000ull +
                  (uint64_t)info.st_mtim.tv_nsec) *
                 0xc2b2ae3d27d4eb4full;
@@ -498,6 +518,22 @@ s_load (zap_t *self, list_t *list, const char **error)
         n++;
     }
     closedir (handle);
+    //  One key in two files: which would count depends on the directory's
+    //  order, so neither does
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (memcmp (entries[i].key, entries[j].key, 32) == 0) {
+                if (entries[j].name[0])
+                    zsys_warning ("broker: '%s.key' in %s holds a key that another "
+                                  "file holds too; admitting neither",
+                                  entries[j].name, list->dir);
+                entries[i].name[0] = entries[j].name[0] = 0;
+            }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].name[0])
+            entries[kept++] = entries[i];
+    n = kept;
     free (list->entries);
     list->entries = entries;
     list->n_entries = n;
@@ -511,8 +547,13 @@ static const entry_t *
 s_find (zap_t *self, list_t *list, const uint8_t *key)
 {
     const char *error = NULL;
-    if (zclock_mono () - list->looked_at >= RESCAN_MS && s_load (self, list, &error))
-        zsys_warning ("broker: %s; keeping the keys read before", error);
+    int64_t now = zclock_mono ();
+    if (now - list->looked_at >= RESCAN_MS) {
+        list->looked_at = now; //  a directory that fails is tried once a second
+        if (s_load (self, list, &error))
+            cart_warn (&self->refusals, "broker: %s; keeping the keys read before",
+                       error);
+    }
     for (size_t i = 0; i < list->n_entries; i++)
         if (memcmp (list->entries[i].key, key, 32) == 0)
             return &list->entries[i];

@@ -818,6 +818,54 @@ test_key_added_while_running (void **state)
     assert_int_equal (s_stats (NULL, ""), 1);
 }
 
+//  Key files that could widen who is admitted are not read so: the same
+//  key in a second file (which one counts would depend on the directory's
+//  order) admits neither, and a key whose shard list is empty is skipped
+//  rather than read as "every shard". Both are undone by removing the
+//  file. Each handshake is a fresh socket: the broker rereads the
+//  directory at most once a second.
+static void
+test_key_files_that_widen_refused (void **state)
+{
+    cart_curve_t worker_keys;
+    s_load (&worker_keys, "workers/worker-1.key");
+    s_handshake_until (s_backend, &worker_keys, ZMQ_EVENT_HANDSHAKE_SUCCEEDED, WAIT_MS);
+
+    s_list_key ("workers/worker-1.key", "workers/copy-of-worker-1.key");
+    s_handshake_until (s_backend, &worker_keys, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH, WAIT_MS);
+    char copy[PATH_MAX];
+    s_key (copy, "workers/copy-of-worker-1.key");
+    assert_int_equal (unlink (copy), 0);
+    s_handshake_until (s_backend, &worker_keys, ZMQ_EVENT_HANDSHAKE_SUCCEEDED, WAIT_MS);
+
+    //  A hand-edited key with an empty list ("shards =", which zconfig
+    //  reads as ""): refused, not granted every shard
+    s_keygen ("staging", "empty-grant", "0");
+    char path[PATH_MAX], text[4096];
+    s_key (path, "staging/empty-grant.key");
+    s_read_file (path, text, sizeof (text));
+    const char *listed = "shards = \"0\"";
+    char *grant = strstr (text, listed);
+    assert_non_null (grant);
+    memmove (grant + strlen ("shards ="), grant + strlen (listed),
+             strlen (grant + strlen (listed)) + 1);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    assert_true (fputs (text, file) >= 0);
+    assert_int_equal (fclose (file), 0);
+    s_list_key ("staging/empty-grant.key", "workers/empty-grant.key");
+    cart_curve_t empty_keys;
+    s_load (&empty_keys, "staging/empty-grant.key");
+    //  Listed a second ago at most: a second and a half of refusals
+    int64_t until = zclock_mono () + 1500;
+    uint32_t value = 0;
+    while (zclock_mono () < until)
+        assert_int_equal (s_handshake (s_backend, &empty_keys, &value),
+                          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    s_key (path, "workers/empty-grant.key");
+    assert_int_equal (unlink (path), 0);
+}
+
 //  --------------------------------------------------------------------------
 //  Without processes: the environment, and key files
 
@@ -883,6 +931,8 @@ test_options_from_environment (void **state)
     const char *none[] = {"prog", NULL};
     const char *flag[] = {"prog", "--x-y", "from-flag", NULL};
     const char *flag_eq[] = {"prog", "--x-y=from-flag", NULL};
+    const char *short_flag[] = {"prog", "-x", "from-short", NULL};
+    const char *short_joined[] = {"prog", "-xfrom-short", NULL};
 
     unsetenv ("CART_X_Y");
     unsetenv ("CART_VERBOSE");
@@ -900,6 +950,16 @@ test_options_from_environment (void **state)
     assert_int_equal (s_parse_env (flag_eq, x_y, sizeof (x_y), &verbose, &help, &error),
                       0);
     assert_string_equal (x_y, "from-flag");
+    //  The short letter is the flag too: the variable adds no argument (a
+    //  --shard list would take both)
+    size_t built = s_env_n_built;
+    assert_int_equal (
+        s_parse_env (short_flag, x_y, sizeof (x_y), &verbose, &help, &error), 0);
+    assert_string_equal (x_y, "from-short");
+    assert_int_equal (
+        s_parse_env (short_joined, x_y, sizeof (x_y), &verbose, &help, &error), 0);
+    assert_string_equal (x_y, "from-short");
+    assert_int_equal (s_env_n_built, built);
     setenv ("CART_X_Y", "", 1);
     assert_int_equal (s_parse_env (none, x_y, sizeof (x_y), &verbose, &help, &error), 0);
     assert_string_equal (x_y, "");
@@ -966,13 +1026,10 @@ test_key_files (void **state)
 
     //  Names and shard lists are checked
     const char *bad_names[] = {
-        "",
-        ".hidden",
-        "a/b",
-        "../up",
-        "sp ace",
-        "semi;colon",
-        "0123456789012345678901234567890123456789012345678901234567890123"};
+        "",           ".hidden",
+        "a/b",        "../up",
+        "sp ace",     "-x",
+        "semi;colon", "0123456789012345678901234567890123456789012345678901234567890123"};
     for (size_t i = 0; i < sizeof (bad_names) / sizeof (bad_names[0]); i++) {
         error = NULL;
         assert_int_equal (
@@ -980,6 +1037,10 @@ test_key_files (void **state)
         assert_non_null (strstr (error, "not a key name"));
     }
     assert_int_equal (cart_curve_keygen (dir, "shardless", "x", false, &kept, &error),
+                      -1);
+    assert_int_equal (cart_curve_keygen (dir, "shardless", " 1", false, &kept, &error),
+                      -1);
+    assert_int_equal (cart_curve_keygen (dir, "shardless", "+1", false, &kept, &error),
                       -1);
     assert_int_equal (test_run (out, sizeof (out), WAIT_MS, "cartctl", "keygen", "--dir",
                                 dir, ".x", NULL),
@@ -1023,6 +1084,7 @@ main (void)
         cmocka_unit_test (test_plain_worker_cannot_connect),
         cmocka_unit_test (test_ungranted_shard_refused),
         cmocka_unit_test (test_key_added_while_running),
+        cmocka_unit_test (test_key_files_that_widen_refused),
     };
     int failed = cmocka_run_group_tests_name ("files", files, NULL, NULL);
     return failed + cmocka_run_group_tests_name ("cluster", cluster, s_setup, s_teardown);
