@@ -12,7 +12,8 @@
                                     print what each shard holds
 
     Each subcommand is one entry of s_commands; the cluster adds stats and
-    ping beside hash. Exit codes: 0 done, 1 failed, 2 bad usage.
+    ping beside hash. Exit codes: 0 done, 1 failed, 2 bad usage, and for
+    stats 3: a shard (of those listed) has no live worker.
     =========================================================================
 */
 #include <errno.h>
@@ -160,7 +161,7 @@ s_bus_options (const char *name, const char *help, bool with_shard, int argc, ch
 //  *result filled, or 1 after printing why not.
 static int
 s_bus_call (const char *name, const bus_options_t *options, int command,
-            cart_client_t **client, cart_result_t *result)
+            cart_client_t **client, cart_result_t *result, int64_t *sent_us)
 {
     const char *error = NULL;
     *client = cart_client_new_curve (options->broker, options->curve, &error);
@@ -172,6 +173,8 @@ s_bus_call (const char *name, const bus_options_t *options, int command,
     zmq_pollitem_t item = {cart_client_handle (*client), 0, ZMQ_POLLOUT, 0};
     zmq_poll (&item, 1, options->timeout_ms);
     cart_curve_state_t state = cart_client_curve_state (*client);
+    if (sent_us)
+        *sent_us = zclock_usecs (); //  the round trip, not the connection
     if (cart_client_send_command (*client, command, (int)options->timeout_ms, NULL,
                                   NULL) ||
         cart_client_recv (*client, result, -1) != 1) {
@@ -196,17 +199,20 @@ static int
 s_cmd_ping (int argc, char **argv)
 {
     bus_options_t options;
-    int rc = s_bus_options ("ping", "Asks the broker for an empty reply and times it.",
-                            false, argc, argv, &options);
+    int rc = s_bus_options (
+        "ping",
+        "Asks the broker for an empty reply and times the round trip (from the\n"
+        "send, once connected, to the reply).",
+        false, argc, argv, &options);
     if (rc)
         return rc == -1 ? 0 : rc;
     cart_client_t *client = NULL;
     cart_result_t result;
-    int64_t start = zclock_usecs ();
-    rc = s_bus_call ("ping", &options, CART_CMD_PING, &client, &result);
+    int64_t sent = 0;
+    rc = s_bus_call ("ping", &options, CART_CMD_PING, &client, &result, &sent);
     if (rc == 0)
         printf ("pong from %s in %lld us\n", options.broker,
-                (long long)(zclock_usecs () - start));
+                (long long)(zclock_usecs () - sent));
     cart_client_destroy (&client);
     return rc;
 }
@@ -277,7 +283,7 @@ s_cmd_stats (int argc, char **argv)
         }
     cart_client_t *client = NULL;
     cart_result_t result;
-    rc = s_bus_call ("stats", &options, CART_CMD_STATS, &client, &result);
+    rc = s_bus_call ("stats", &options, CART_CMD_STATS, &client, &result, NULL);
     if (rc == 0)
         rc = s_print_stats (&result, options.shards ? listed : NULL, n_listed);
     cart_client_destroy (&client);

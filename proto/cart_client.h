@@ -9,15 +9,19 @@
         cart_client_t *client = cart_client_new ("tcp://127.0.0.1:5555", &error);
         cart_request_t req = {.op = CART_OP_GET, .customer = "jea-265",
                               .customer_len = 7};
-        cart_client_send (client, &req, 2000, my_context, NULL, &error);
+        if (cart_client_send (client, &req, 2000, my_context, NULL, &error))
+            ...  not sent: no connection to the broker yet (error says)
         cart_result_t result;
-        while (cart_client_recv (client, &result, -1) == 1)
+        if (cart_client_recv (client, &result, -1) == 1)
             ...  result.user is my_context, result.status the status,
             ...  result.body the msgpack reply body (cart_reply_decode)
 
-    Every request ends in exactly one result: the broker's or worker's
-    reply, or CART_TIMEOUT when its deadline passes first. A reply that
-    arrives after its deadline is dropped.
+    Every request that cart_client_send took ends in exactly one result:
+    the broker's or worker's reply, or CART_TIMEOUT when its deadline
+    passes first. A reply that arrives after its deadline is dropped. The
+    socket queues nothing while it has no connection (ZMQ_IMMEDIATE), so
+    a send then fails at once rather than waiting for a broker that may
+    never come: poll cart_client_handle for ZMQ_POLLOUT to wait for one.
     =========================================================================
 */
 #ifndef CART_CLIENT_H_INCLUDED
