@@ -10,7 +10,8 @@
         cart_request_t req = {.op = CART_OP_GET, .customer = "jea-265",
                               .customer_len = 7};
         if (cart_client_send (client, &req, 2000, my_context, NULL, &error))
-            ...  not sent: no connection to the broker yet (error says)
+            ...  not sent: errno EAGAIN, no connection to the broker yet;
+            ...  EINVAL, a request that breaks a rule (error says which)
         cart_result_t result;
         if (cart_client_recv (client, &result, -1) == 1)
             ...  result.user is my_context, result.status the status,
