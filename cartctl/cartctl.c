@@ -17,6 +17,7 @@
     =========================================================================
 */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -98,6 +99,7 @@ s_cmd_hash (int argc, char **argv)
 }
 
 #define DEFAULT_BROKER "tcp://127.0.0.1:5555"
+#define WAIT_STEP_MS   200 //  stats --wait asks this often
 
 typedef struct {
     const char *broker;
@@ -107,6 +109,7 @@ typedef struct {
     cart_curve_t keys;
     const cart_curve_t *curve; //  &keys with CURVE, else NULL
     const char *shards;        //  stats --shard LIST
+    long wait_s;               //  stats --wait SECONDS
 } bus_options_t;
 
 //  Parses --broker EP, --timeout MS, --cert FILE, --broker-key FILE,
@@ -121,11 +124,12 @@ s_bus_options (const char *name, const char *help, bool with_shard, int argc, ch
                                           {"cert", required_argument, NULL, 'c'},
                                           {"broker-key", required_argument, NULL, 'k'},
                                           {"shard", required_argument, NULL, 's'},
+                                          {"wait", required_argument, NULL, 'w'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     *options = (bus_options_t){.broker = DEFAULT_BROKER, .timeout_ms = 2000};
     int opt;
-    while ((opt = getopt_long (argc, argv, "b:t:c:k:s:h", longs, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "b:t:c:k:s:w:h", longs, NULL)) != -1) {
         if (opt == 'b')
             options->broker = optarg;
         else if (opt == 't' &&
@@ -137,6 +141,9 @@ s_bus_options (const char *name, const char *help, bool with_shard, int argc, ch
             options->broker_key = optarg;
         else if (opt == 's' && with_shard)
             options->shards = optarg;
+        else if (opt == 'w' && with_shard &&
+                 cart_args_number (optarg, 0, 3600, &options->wait_s) == 0)
+            continue;
         else if (opt == 'h') {
             printf ("usage: cartctl %s\n%s\n  --broker EP      the broker's frontend "
                     "(default " DEFAULT_BROKER
@@ -217,40 +224,55 @@ s_cmd_ping (int argc, char **argv)
     return rc;
 }
 
-//  Prints the shards of the stats (only the listed ones when listed is not
-//  NULL: a flag per shard). Returns 0 when each is live, 3 when not.
+//  fprintf, to nowhere when out is NULL.
+static void
+s_out (FILE *out, const char *format, ...)
+{
+    if (!out)
+        return;
+    va_list args;
+    va_start (args, format);
+    vfprintf (out, format, args);
+    va_end (args);
+}
+
+//  Prints the shards of the stats to out (only the listed ones when listed
+//  is not NULL: a flag per shard; out NULL: prints nothing). Returns 0
+//  when each is live, 3 when not.
 static int
-s_print_stats (const cart_result_t *result, const bool *listed, size_t n_listed)
+s_print_stats (FILE *out, const cart_result_t *result, const bool *listed,
+               size_t n_listed)
 {
     cart_stats_list_t list;
     cart_shard_stats_t entry;
     const char *error = NULL;
     if (cart_stats_decode (result->body, result->body_size, &list, &error))
         goto malformed;
-    printf ("%-6s %-7s %12s %12s %14s\n", "shard", "live", "carts", "items", "requests");
+    s_out (out, "%-6s %-7s %12s %12s %14s\n", "shard", "live", "carts", "items",
+           "requests");
     size_t live = 0, shown = 0;
     int rc;
     while ((rc = cart_stats_next (&list, &entry, &error)) == 1) {
         if (listed && !listed[entry.shard])
             continue;
         shown++;
-        printf ("%-6u %-7s %12llu %12llu %14llu\n", entry.shard,
-                entry.live      ? "yes"
-                : entry.stalled ? "STALLED"
-                                : "NO",
-                (unsigned long long)entry.carts, (unsigned long long)entry.items,
-                (unsigned long long)entry.requests);
+        s_out (out, "%-6u %-7s %12llu %12llu %14llu\n", entry.shard,
+               entry.live      ? "yes"
+               : entry.stalled ? "STALLED"
+                               : "NO",
+               (unsigned long long)entry.carts, (unsigned long long)entry.items,
+               (unsigned long long)entry.requests);
         live += entry.live;
     }
     if (rc == -1)
         goto malformed;
     if (listed && shown < n_listed) {
         //  A listed shard the cluster does not have is not live
-        printf ("%zu of %zu listed shards live (the cluster has %u shards)\n", live,
-                n_listed, list.shards);
+        s_out (out, "%zu of %zu listed shards live (the cluster has %u shards)\n", live,
+               n_listed, list.shards);
         return 3;
     }
-    printf ("%zu of %zu %s live\n", live, shown, listed ? "listed shards" : "shards");
+    s_out (out, "%zu of %zu %s live\n", live, shown, listed ? "listed shards" : "shards");
     return live == shown ? 0 : 3;
 malformed:
     fprintf (stderr, "cartctl stats: malformed stats: %s\n", error);
@@ -261,12 +283,15 @@ static int
 s_cmd_stats (int argc, char **argv)
 {
     bus_options_t options;
-    int rc = s_bus_options ("stats",
-                            "Prints each shard's liveness, carts, items and requests, as "
-                            "the broker sees them.\nExits 3 when a shard has no live "
-                            "worker, or one that is stalled. With --shard LIST (3,\n"
-                            "0,2,5 or 0-7), only those shards (a worker's health check).",
-                            true, argc, argv, &options);
+    int rc =
+        s_bus_options ("stats",
+                       "Prints each shard's liveness, carts, items and requests, as "
+                       "the broker sees them.\nExits 3 when a shard has no live "
+                       "worker, or one that is stalled. With --shard LIST (3,\n"
+                       "0,2,5 or 0-7), only those shards (a worker's health check).\n"
+                       "With --wait SECONDS, asks again until they are live, for up "
+                       "to that long.",
+                       true, argc, argv, &options);
     if (rc)
         return rc == -1 ? 0 : rc;
     //  A flag per shard: which the list names
@@ -281,13 +306,30 @@ s_cmd_stats (int argc, char **argv)
             listed[shards[i]] = true;
             n_listed++;
         }
-    cart_client_t *client = NULL;
-    cart_result_t result;
-    rc = s_bus_call ("stats", &options, CART_CMD_STATS, &client, &result, NULL);
-    if (rc == 0)
-        rc = s_print_stats (&result, options.shards ? listed : NULL, n_listed);
-    cart_client_destroy (&client);
-    return rc;
+    //  With --wait, asks again every WAIT_STEP_MS until every (listed) shard
+    //  is live or the time is up, saying how far it got every second
+    int64_t until = zclock_mono () + options.wait_s * 1000, told_at = 0;
+    const bool *only = options.shards ? listed : NULL;
+    while (true) {
+        cart_client_t *client = NULL;
+        cart_result_t result;
+        rc = s_bus_call ("stats", &options, CART_CMD_STATS, &client, &result, NULL);
+        bool last = zclock_mono () >= until;
+        if (rc == 0 &&
+            (last || (rc = s_print_stats (NULL, &result, only, n_listed)) == 0))
+            rc = s_print_stats (stdout, &result, only, n_listed);
+        cart_client_destroy (&client);
+        if (rc == 0 || last)
+            return rc;
+        if (zclock_mono () - told_at >= 1000) {
+            fprintf (stderr,
+                     "cartctl stats: waiting up to %ld s for every shard to be "
+                     "live\n",
+                     options.wait_s);
+            told_at = zclock_mono ();
+        }
+        zclock_sleep (WAIT_STEP_MS);
+    }
 }
 
 static int
@@ -409,7 +451,7 @@ static const command_t s_commands[] = {
      s_cmd_hash},
     {"ping", "ping [--broker EP] [--cert FILE --broker-key FILE]",
      "time a round trip to the broker", s_cmd_ping},
-    {"stats", "stats [--broker EP] [--shard LIST]",
+    {"stats", "stats [--broker EP] [--shard LIST] [--wait SECONDS]",
      "print each shard's liveness and load", s_cmd_stats},
     {"keygen", "keygen [--dir DIR] [--shards LIST] [--keep] NAME...",
      "make CURVE key pairs for the bus", s_cmd_keygen},
