@@ -22,6 +22,7 @@ s_help (FILE *out)
              "                   may serve\n"
              "  --client-keys DIR  with --cert: the public keys the frontend admits\n"
              "  --verbose        log workers joining and leaving\n"
+             "  --version        the program's version\n"
              "  --help           this text\n\n"
              "EP is a ZeroMQ endpoint, or several separated by commas; tcp://HOST:*\n"
              "takes a free port. The bound endpoints are printed on start. Without\n"
@@ -46,6 +47,7 @@ main (int argc, char **argv)
                                             {"worker-keys", required_argument, NULL, 'W'},
                                             {"client-keys", required_argument, NULL, 'C'},
                                             {"verbose", no_argument, NULL, 'v'},
+                                            {"version", no_argument, NULL, 'V'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     cart_broker_config_t config = {.frontend = "tcp://127.0.0.1:5555",
@@ -59,7 +61,7 @@ main (int argc, char **argv)
     }
     long number;
     int opt;
-    while ((opt = getopt_long (argc, argv, "f:b:s:H:c:W:C:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "f:b:s:H:c:W:C:vVh", options, NULL)) != -1) {
         switch (opt) {
             case 'f':
                 config.frontend = optarg;
@@ -91,6 +93,9 @@ main (int argc, char **argv)
                 break;
             case 'h':
                 s_help (stdout);
+                return 0;
+            case 'V':
+                cart_args_version ("broker");
                 return 0;
             default:
                 goto usage;
@@ -127,7 +132,6 @@ main (int argc, char **argv)
     return 0;
 
 usage:
-    fprintf (stderr, "broker: bad argument (see --help)\n");
-    s_help (stderr);
+    cart_args_reject ("broker", options, opt, optarg, argc, argv);
     return 2;
 }

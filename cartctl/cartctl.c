@@ -476,7 +476,8 @@ s_help (FILE *out)
                   "service.\n\nCommands:\n");
     for (size_t i = 0; i < COMMANDS; i++)
         fprintf (out, "  %s\n      %s\n", s_commands[i].usage, s_commands[i].summary);
-    fprintf (out, "\n'cartctl COMMAND --help' tells more.\n");
+    fprintf (out, "\n'cartctl COMMAND --help' tells more; 'cartctl --version' the "
+                  "version.\n");
 }
 
 int
@@ -487,6 +488,10 @@ main (int argc, char **argv)
     if (argc < 2) {
         s_help (stderr);
         return 2;
+    }
+    if (strcmp (argv[1], "--version") == 0) {
+        cart_args_version ("cartctl");
+        return 0;
     }
     if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
         strcmp (argv[1], "help") == 0) {

@@ -133,6 +133,32 @@ s_given (int argc, char **argv, const struct option *option)
     return false;
 }
 
+void
+cart_args_reject (const char *program, const struct option *options, int opt,
+                  const char *arg, int argc, char **argv)
+{
+    const char *name = NULL;
+    for (const struct option *option = options; option->name && opt > 0; option++)
+        if (option->val == opt)
+            name = option->name;
+    if (opt == -1 && optind < argc)
+        fprintf (stderr, "%s: unexpected argument '%s'", program, argv[optind]);
+    else if (name)
+        fprintf (stderr, "%s: '%s' is not a valid value for --%s", program,
+                 arg ? arg : "", name);
+    else if (opt != '?' && opt != ':')
+        fprintf (stderr, "%s: bad argument", program);
+    else
+        fprintf (stderr, "%s: see the line above", program); //  getopt named it
+    fprintf (stderr, " (see %s --help)\n", program);
+}
+
+void
+cart_args_version (const char *program)
+{
+    printf ("%s (cart) %s, CART/2\n", program, CART_RELEASE);
+}
+
 //  The variable's name for an option: CART_ and the name in upper case,
 //  '-' as '_'. Returns 0, or -1 when it does not fit.
 static int

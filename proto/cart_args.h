@@ -39,6 +39,18 @@ int cart_args_shards (const char *text, uint32_t *shards, size_t capacity, size_
 char **cart_args_env (int *argc, char **argv, const struct option *options,
                       const char **error);
 
+//  Says on stderr which argument a program rejects, after getopt_long
+//  returned opt (-1: the options ended and argv[optind] is one too many;
+//  '?' or ':': getopt said why already) with arg its value, and where to
+//  look: "broker: '0' is not a valid value for --shards (see broker
+//  --help)".
+void cart_args_reject (const char *program, const struct option *options, int opt,
+                       const char *arg, int argc, char **argv);
+
+//  The version of every program: "PROGRAM (cart) CART_RELEASE, CART/2", for --version.
+#define CART_RELEASE "0.5.0"
+void cart_args_version (const char *program);
+
 //  The paragraph that each program's --help prints about the above.
 extern const char cart_args_env_help[];
 

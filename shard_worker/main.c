@@ -24,6 +24,7 @@ s_help (FILE *out)
              "  --heartbeat MS   heartbeat interval (default %d)\n"
              "%s"
              "  --verbose        log registrations and reconnections\n"
+             "  --version        the program's version\n"
              "  --help           this text\n\n"
              "Each shard is owned by one thread. SIGINT or SIGTERM stops the workers.\n"
              "Exits 1 when the broker refuses them: a listed shard has another live\n"
@@ -54,6 +55,7 @@ main (int argc, char **argv)
                                             {"cert", required_argument, NULL, 'c'},
                                             {"broker-key", required_argument, NULL, 'k'},
                                             {"verbose", no_argument, NULL, 'v'},
+                                            {"version", no_argument, NULL, 'V'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     static uint32_t shards[CART_SHARDS_MAX];
@@ -69,8 +71,9 @@ main (int argc, char **argv)
         fprintf (stderr, "shard_worker: %s\n", error);
         return 2;
     }
-    while ((opt = getopt_long (argc, argv, "s:S:b:t:D:H:c:k:vh" CART_WORKER_DURABLE_SHORT,
-                               options, NULL)) != -1) {
+    while (
+        (opt = getopt_long (argc, argv, "s:S:b:t:D:H:c:k:vVh" CART_WORKER_DURABLE_SHORT,
+                            options, NULL)) != -1) {
         int durable = cart_worker_durable_option (&config, opt, optarg, &error);
         if (durable == -1) {
             fprintf (stderr, "shard_worker: %s\n", error);
@@ -115,12 +118,20 @@ main (int argc, char **argv)
             case 'h':
                 s_help (stdout);
                 return 0;
+            case 'V':
+                cart_args_version ("shard_worker");
+                return 0;
             default:
                 goto usage;
         }
     }
-    if (optind != argc || n_shards == 0)
+    if (optind != argc)
         goto usage;
+    if (n_shards == 0) {
+        fprintf (stderr, "shard_worker: give the shards to own, --shard LIST (see "
+                         "shard_worker --help)\n");
+        return 2;
+    }
 
     cart_curve_t curve;
     if (cart_curve_options (cert, broker_key, &curve, &config.curve, &error)) {
@@ -150,7 +161,6 @@ main (int argc, char **argv)
     return signal ? 0 : 1;
 
 usage:
-    fprintf (stderr, "shard_worker: bad argument (see --help)\n");
-    s_help (stderr);
+    cart_args_reject ("shard_worker", options, opt, optarg, argc, argv);
     return 2;
 }
