@@ -61,7 +61,19 @@ for bad in (["hash"], ["hash", "a", "b"], ["hash", "--shards", "0", "k"],
             ["nosuch"], []):
     out = run(*bad)
     check(out.returncode == 2 and out.stderr, f"{bad} is a usage error: {out}")
+version = run("--version")
+check(version.returncode == 0 and version.stdout.startswith("cartctl (cart) "),
+      f"--version: {version}")
+for bad in (["stats", "--wait", "x"], ["stats", "--wait", "-1"],
+            ["stats", "--shard", " 1"], ["ping", "--shard", "1"],
+            ["keygen", "--dir", "/tmp", "-x"]):
+    out = run(*bad)
+    check(out.returncode == 2 and out.stderr, f"{bad} is a usage error: {out}")
+# No broker on this port: --wait 1 asks again for a second, then gives up
+out = run("stats", "--broker", "tcp://127.0.0.1:9", "--timeout", "100", "--wait", "1")
+check(out.returncode == 1 and "waiting up to 1 s" in out.stderr,
+      f"stats --wait with no broker: {out}")
 
-total = len(keys) * 2 + 3 + 7
+total = len(keys) * 2 + 3 + 7 + 1 + 5 + 1
 print(f"{total - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)
