@@ -111,6 +111,41 @@ fail() {
     exit 1
 }
 
+# redis-server and webdis, each on a free port, webdis logging to a file;
+# first, before our sides open the connections whose local ports a free
+# port could collide with
+if side webdis; then
+    REDIS_PORT=$(seed_free_port)
+    mkfifo "$TMP/redis.out"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP" >"$TMP/redis.out" 2>&1 &
+    REDIS_PID=$!
+    exec 4<"$TMP/redis.out"
+    seed_read_line 20 4 'Ready to accept connections' >/dev/null ||
+        fail "redis-server did not start on port $REDIS_PORT"
+    cat <&4 >"$TMP/redis.log" &
+    WEBDIS_PORT=$(seed_free_port)
+    cat >"$TMP/webdis.json" <<JSON
+{
+    "redis_host": "127.0.0.1",
+    "redis_port": $REDIS_PORT,
+    "redis_auth": null,
+    "http_host": "127.0.0.1",
+    "http_port": $WEBDIS_PORT,
+    "threads": $WEBDIS_THREADS,
+    "daemonize": false,
+    "database": 0,
+    "verbosity": 3,
+    "logfile": "$TMP/webdis.log"
+}
+JSON
+    webdis "$TMP/webdis.json" >"$TMP/webdis.err" 2>&1 &
+    WEBDIS_PID=$!
+    WEBDIS_URL=http://127.0.0.1:$WEBDIS_PORT
+    webdis_up() { curl -sf -m 1 "$WEBDIS_URL/PING" | grep -q PONG; }
+    seed_wait 30 webdis_up || fail "webdis did not answer on port $WEBDIS_PORT"
+fi
+
 # cartd on a port it picks itself (--listen 0), read from its first line
 if side cartd; then
     mkfifo "$TMP/cartd.out"
@@ -153,39 +188,6 @@ if side cluster; then
     CLUSTER_URL=$(sed 's/^http_front: listening on \(http:[^,]*\),.*/\1/' <<<"$LINE")
     cluster_up() { curl -sf -m 1 "$CLUSTER_URL/healthz" >/dev/null; }
     seed_wait 30 cluster_up || fail "the cluster's /healthz did not say 200"
-fi
-
-# redis-server and webdis, each on a free port, webdis logging to a file
-if side webdis; then
-    REDIS_PORT=$(seed_free_port)
-    mkfifo "$TMP/redis.out"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-        --dir "$TMP" >"$TMP/redis.out" 2>&1 &
-    REDIS_PID=$!
-    exec 4<"$TMP/redis.out"
-    seed_read_line 20 4 'Ready to accept connections' >/dev/null ||
-        fail "redis-server did not start on port $REDIS_PORT"
-    cat <&4 >"$TMP/redis.log" &
-    WEBDIS_PORT=$(seed_free_port)
-    cat >"$TMP/webdis.json" <<JSON
-{
-    "redis_host": "127.0.0.1",
-    "redis_port": $REDIS_PORT,
-    "redis_auth": null,
-    "http_host": "127.0.0.1",
-    "http_port": $WEBDIS_PORT,
-    "threads": $WEBDIS_THREADS,
-    "daemonize": false,
-    "database": 0,
-    "verbosity": 3,
-    "logfile": "$TMP/webdis.log"
-}
-JSON
-    webdis "$TMP/webdis.json" >"$TMP/webdis.err" 2>&1 &
-    WEBDIS_PID=$!
-    WEBDIS_URL=http://127.0.0.1:$WEBDIS_PORT
-    webdis_up() { curl -sf -m 1 "$WEBDIS_URL/PING" | grep -q PONG; }
-    seed_wait 30 webdis_up || fail "webdis did not answer on port $WEBDIS_PORT"
 fi
 
 # Pre-load both sides with the same carts: curl, 50 transfers in parallel
