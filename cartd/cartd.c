@@ -53,12 +53,14 @@ s_help (FILE *out)
         "  --in-memory      keep nothing: carts are lost when cartd stops\n"
         "%s"
         "  --verbose        log workers joining and leaving\n"
+        "  --version        the program's version\n"
         "  --help           this text\n\n"
         "SIGINT or SIGTERM stops it cleanly.\n\n%s",
         CART_DEADLINE_MS, cart_worker_durable_help, cart_args_env_help);
 }
 
-//  Parses the command line; returns 0, 1 after --help, 2 on a bad argument.
+//  Parses the command line; returns 0, 1 for --help, 3 after --version, 2
+//  on a bad argument (said).
 static int
 s_parse (int argc, char **argv, options_t *options)
 {
@@ -73,6 +75,7 @@ s_parse (int argc, char **argv, options_t *options)
                                           {"in-memory", no_argument, NULL, 'M'},
                                           CART_WORKER_DURABLE_OPTIONS,
                                           {"verbose", no_argument, NULL, 'v'},
+                                          {"version", no_argument, NULL, 'V'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     long n;
@@ -84,7 +87,7 @@ s_parse (int argc, char **argv, options_t *options)
         return 2;
     }
     while (
-        (opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:D:Mvh" CART_WORKER_DURABLE_SHORT,
+        (opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:D:MvVh" CART_WORKER_DURABLE_SHORT,
                             longs, NULL)) != -1) {
         int durable = cart_worker_durable_option (&options->durable, opt, optarg, &error);
         if (durable == -1)
@@ -115,10 +118,18 @@ s_parse (int argc, char **argv, options_t *options)
             options->broker.verbose = true;
         else if (opt == 'h')
             return 1;
-        else
+        else if (opt == 'V') {
+            cart_args_version ("cartd");
+            return 3;
+        } else {
+            cart_args_reject ("cartd", longs, opt, optarg, argc, argv);
             return 2;
+        }
     }
-    return optind == argc ? 0 : 2;
+    if (optind == argc)
+        return 0;
+    cart_args_reject ("cartd", longs, -1, NULL, argc, argv);
+    return 2;
 }
 
 int
@@ -135,10 +146,11 @@ main (int argc, char **argv)
     if (options.workers < 1 || options.workers > CART_THREADS_MAX)
         options.workers = options.workers < 1 ? 1 : CART_THREADS_MAX;
     int rc = s_parse (argc, argv, &options);
-    if (rc) {
-        s_help (rc == 1 ? stdout : stderr);
-        return rc == 1 ? 0 : 2;
-    }
+    if (rc == 1)
+        s_help (stdout);
+    if (rc)
+        return rc == 2 ? 2 : 0; //  1: --help, 3: --version
+
     char frontend[512];
     bool bus = strcmp (options.bus, "none") != 0;
     snprintf (frontend, sizeof (frontend), "%s%s%s", FRONTEND, bus ? "," : "",

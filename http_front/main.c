@@ -19,6 +19,7 @@ s_help (FILE *out)
              "  --threads N      server threads, sharing the port (default 2)\n"
              "  --deadline MS    per-request deadline (default %d)\n"
              "%s"
+             "  --version        the program's version\n"
              "  --help           this text\n\n"
              "SIGINT or SIGTERM stops it.\n\n%s",
              CART_DEADLINE_MS, cart_curve_client_help, cart_args_env_help);
@@ -36,6 +37,7 @@ main (int argc, char **argv)
                                             {"deadline", required_argument, NULL, 'd'},
                                             {"cert", required_argument, NULL, 'c'},
                                             {"broker-key", required_argument, NULL, 'k'},
+                                            {"version", no_argument, NULL, 'V'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     cart_http_config_t config = {.port = 8080, .broker = "tcp://127.0.0.1:5555"};
@@ -47,7 +49,7 @@ main (int argc, char **argv)
     }
     long number;
     int opt;
-    while ((opt = getopt_long (argc, argv, "l:a:b:t:d:c:k:h", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "l:a:b:t:d:c:k:Vh", options, NULL)) != -1) {
         if (opt == 'l' && cart_args_number (optarg, 0, 65535, &number) == 0)
             config.port = (int)number;
         else if (opt == 'a')
@@ -64,6 +66,9 @@ main (int argc, char **argv)
             broker_key = optarg;
         else if (opt == 'h') {
             s_help (stdout);
+            return 0;
+        } else if (opt == 'V') {
+            cart_args_version ("http_front");
             return 0;
         } else
             goto usage;
@@ -90,7 +95,6 @@ main (int argc, char **argv)
     return 0;
 
 usage:
-    fprintf (stderr, "http_front: bad argument (see --help)\n");
-    s_help (stderr);
+    cart_args_reject ("http_front", options, opt, optarg, argc, argv);
     return 2;
 }
