@@ -696,27 +696,6 @@ test_operations_endpoints (void **state)
     s_expect_error ("POST", "/healthz", NULL, NULL, 405, NULL);
 }
 
-//  The front's servers share their port (SO_REUSEPORT) with each other
-//  only: a second front on the same port fails to start, rather than
-//  taking part of the first one's connections.
-static void
-test_port_taken (void **state)
-{
-    char port[16], out[1024];
-    snprintf (port, sizeof (port), "%d", s_port);
-    assert_int_equal (test_run (out, sizeof (out), 10000, "cartd", "--in-memory",
-                                "--listen", port, "--bus", "none", NULL),
-                      1);
-    assert_non_null (strstr (out, "cannot listen on 127.0.0.1:"));
-    assert_int_equal (test_run (out, sizeof (out), 10000, "http_front", "--listen", port,
-                                "--broker", "tcp://127.0.0.1:1", NULL),
-                      1);
-    assert_non_null (strstr (out, "cannot listen on 127.0.0.1:"));
-    response_t response = s_http ("GET", "/items/still-ours", NULL, NULL);
-    assert_int_equal (response.status, 200);
-    s_free (&response);
-}
-
 //  SIGTERM while requests are arriving and in flight: the server stops,
 //  cleanly (s_kill checks exit status 0), instead of blocking on a handler
 //  that is gone.
@@ -837,7 +816,6 @@ main (void)
         cmocka_unit_test (test_thousand_connections),
         cmocka_unit_test (test_malformed_requests),
         cmocka_unit_test (test_operations_endpoints),
-        cmocka_unit_test (test_port_taken),
         cmocka_unit_test (test_stop_under_load),
     };
     const struct CMUnitTest cluster[] = {
@@ -849,7 +827,6 @@ main (void)
         cmocka_unit_test (test_megabyte_bodies_not_buffered),
         cmocka_unit_test (test_thousand_connections),
         cmocka_unit_test (test_operations_endpoints),
-        cmocka_unit_test (test_port_taken),
         cmocka_unit_test (test_deadline_504),
         cmocka_unit_test (test_unavailable_503),
         cmocka_unit_test (test_stop_under_load),
