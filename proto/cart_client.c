@@ -52,32 +52,48 @@ struct _cart_client_t {
 #define RETRY_MS      1000  //  a refused socket is replaced this long after
 #define WATCH_WARN_MS 10000 //  a lasting refusal is logged this often
 
-//  Makes the socket (and its watch, over CURVE) and connects it. Returns
-//  0, or -1 with *error set.
-static int
-s_connect (cart_client_t *self, const char **error)
+zsock_t *
+cart_client_dealer (const char *endpoint, int hwm, bool immediate, const char *routing_id,
+                    const cart_curve_t *curve, cart_curve_watch_t **watch,
+                    const char **error)
 {
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     assert (dealer);
-    zsock_set_sndhwm (dealer, CLIENT_HWM);
-    zsock_set_rcvhwm (dealer, CLIENT_HWM);
+    zsock_set_sndhwm (dealer, hwm);
+    zsock_set_rcvhwm (dealer, hwm);
     zsock_set_maxmsgsize (dealer, CART_BODY_WIRE_MAX);
     zsock_set_linger (dealer, 0);
-    zsock_set_immediate (dealer, 1);
+    zsock_set_immediate (dealer, immediate);
     zsock_set_reconnect_ivl (dealer, 100);
     zsock_set_reconnect_ivl_max (dealer, 1000);
-    cart_curve_client (dealer, self->use_curve ? &self->curve : NULL);
-    //  On a plain bus too: a plain client of a CURVE broker is told so
-    cart_curve_watch_t *watch = cart_curve_watch_new (dealer);
-    if (!self->endpoint || zsock_connect (dealer, "%s", self->endpoint)) {
+    if (routing_id)
+        zmq_setsockopt (zsock_resolve (dealer), ZMQ_ROUTING_ID, routing_id,
+                        strlen (routing_id));
+    cart_curve_client (dealer, curve);
+    //  On a plain bus too: a plain peer of a CURVE broker is told so
+    *watch = cart_curve_watch_new (dealer);
+    if (!endpoint || zsock_connect (dealer, "%s", endpoint)) {
         if (error)
-            *error = cart_errorf ("cannot connect to '%s': %s",
-                                  self->endpoint ? self->endpoint : "(none)",
-                                  zmq_strerror (zmq_errno ()));
-        cart_curve_watch_destroy (&watch);
+            *error =
+                cart_errorf ("cannot connect to '%s': %s", endpoint ? endpoint : "(none)",
+                             zmq_strerror (zmq_errno ()));
+        cart_curve_watch_destroy (watch);
         zsock_destroy (&dealer);
-        return -1;
     }
+    return dealer;
+}
+
+//  Makes the socket (and its watch) and connects it. Returns 0, or -1
+//  with *error set.
+static int
+s_connect (cart_client_t *self, const char **error)
+{
+    cart_curve_watch_t *watch = NULL;
+    zsock_t *dealer =
+        cart_client_dealer (self->endpoint, CLIENT_HWM, true, NULL,
+                            self->use_curve ? &self->curve : NULL, &watch, error);
+    if (!dealer)
+        return -1;
     cart_curve_watch_destroy (&self->watch);
     zsock_destroy (&self->dealer);
     self->watch = watch;

@@ -86,6 +86,16 @@ int cart_client_recv (cart_client_t *self, cart_result_t *result, int wait_ms);
 //  ZMQ_POLLIN, and the milliseconds until the next deadline (-1: none).
 void *cart_client_handle (cart_client_t *self);
 
+//  A DEALER to the broker as every peer of the bus makes it (the client
+//  library, the workers): hwm messages each way, frames up to a body, no
+//  linger, reconnecting every 100 ms to 1 s, ZMQ_IMMEDIATE if immediate,
+//  routing_id unless NULL, CURVE with curve unless NULL, and a watch on
+//  its handshakes into *watch; connected to endpoint. Returns NULL with
+//  *error set (when error is not NULL) if it cannot connect.
+zsock_t *cart_client_dealer (const char *endpoint, int hwm, bool immediate,
+                             const char *routing_id, const cart_curve_t *curve,
+                             cart_curve_watch_t **watch, const char **error);
+
 //  What the client's handshakes with the broker came to (cart_curve.h).
 cart_curve_state_t cart_client_curve_state (cart_client_t *self);
 int cart_client_next_timeout (cart_client_t *self);

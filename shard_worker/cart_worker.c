@@ -40,6 +40,7 @@
 
 #include "cart_actor.h"
 #include "cart_body.h"
+#include "cart_client.h"
 #include "cart_commit.h"
 #include "cart_control.h"
 #include "cart_hash.h"
@@ -265,26 +266,12 @@ s_connect (self_t *self, const char **error)
 {
     //  The new socket replaces the old one only once it is connected, so a
     //  failed reconnection leaves the worker on its old socket
-    zsock_t *dealer = zsock_new (ZMQ_DEALER);
-    assert (dealer);
-    zsock_set_sndhwm (dealer, WORKER_HWM);
-    zsock_set_rcvhwm (dealer, WORKER_HWM);
-    zsock_set_maxmsgsize (dealer, CART_BODY_WIRE_MAX);
-    zsock_set_linger (dealer, 0);
-    zsock_set_reconnect_ivl (dealer, 100);
-    zsock_set_reconnect_ivl_max (dealer, 1000);
-    zmq_setsockopt (zsock_resolve (dealer), ZMQ_ROUTING_ID, self->identity,
-                    strlen (self->identity));
-    cart_curve_client (dealer, self->use_curve ? &self->curve : NULL);
-    cart_curve_watch_t *watch = cart_curve_watch_new (dealer);
-    if (zsock_connect (dealer, "%s", self->endpoint)) {
-        if (error)
-            *error = cart_errorf ("cannot connect to '%s': %s", self->endpoint,
-                                  zmq_strerror (zmq_errno ()));
-        cart_curve_watch_destroy (&watch);
-        zsock_destroy (&dealer);
+    cart_curve_watch_t *watch = NULL;
+    zsock_t *dealer =
+        cart_client_dealer (self->endpoint, WORKER_HWM, false, self->identity,
+                            self->use_curve ? &self->curve : NULL, &watch, error);
+    if (!dealer)
         return -1;
-    }
     cart_curve_watch_destroy (&self->watch);
     self->watch = watch;
     zsock_destroy (&self->dealer);
