@@ -44,7 +44,7 @@ s_help (FILE *out)
         "  --host ADDR      HTTP address (default 127.0.0.1)\n"
         "  --shards S       shards, 1..10000 (default 4)\n"
         "  --workers N      worker threads sharing the shards, 1..64 (default: cores)\n"
-        "  --threads N      HTTP handler threads (default 2)\n"
+        "  --threads N      HTTP server threads, sharing the port (default 2)\n"
         "  --deadline MS    per-request deadline (default %d)\n"
         "  --bus EP         also bind the broker's frontend here, for cartctl and\n"
         "                   other clients (default tcp://127.0.0.1:5555; none: off)\n"
@@ -162,9 +162,8 @@ main (int argc, char **argv)
     cart_broker_t *broker = cart_broker_new (&options.broker, &error);
     cart_workers_t *workers = NULL;
     cart_http_t *http = NULL;
-    //  The HTTP front starts before the workers: its server waits in
-    //  select () on descriptors that must stay below FD_SETSIZE, and the
-    //  workers' logs take one descriptor a shard
+    //  The HTTP front starts before the workers, and answers 503 until
+    //  they register
     if (broker)
         http = cart_http_new (&options.http, &error);
     if (http) {

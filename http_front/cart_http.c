@@ -1,15 +1,18 @@
 /*  =========================================================================
     cart_http - the HTTP front end.
 
-    Each handler thread polls three sockets: its pipe, its DEALER to the
-    zhttp server's backend (requests in, responses out) and its cart_client
-    (replies, deadlines). A request in flight is a small record from a
-    fixed pool of PENDING_MAX per handler; when the pool is empty, or the
-    bus refuses the send, the answer is 503 at once: the front never
-    queues without bound. Every request gets exactly one response, since
-    the client library ends each one with a reply or a timeout.
+    Each server thread waits in one poll () on libmicrohttpd's sockets and
+    its cart_client (replies, deadlines): zhttp calls s_request with each
+    whole request and s_ready when the client's socket may have replies
+    (deadline_ms bounds how long a connection stays suspended). A request
+    in flight is a small record from a fixed pool of PENDING_MAX per
+    thread; when the pool is empty, or the bus refuses the send, the
+    answer is 503 at once: the front never queues without bound. Every
+    request gets exactly one response, since the client library ends
+    each one with a reply or a timeout, and zhttp answers those still in
+    flight when it stops.
 
-    Metrics are counters shared by the handler threads, updated with
+    Metrics are counters shared by the server threads, updated with
     relaxed atomic adds: requests by route and status, and a latency
     histogram. /metrics and /healthz also ask the broker for its per-shard
     stats, asynchronously, like any other request.
@@ -17,19 +20,22 @@
 */
 #include "cart_http.h"
 
+#include <arpa/inet.h>
 #include <czmq.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-#include "cart_actor.h"
 #include "cart_client.h"
 #include "cart_hash.h"
 #include "cart_render.h"
 #include "cart_route.h"
 
-#define PENDING_MAX  16384
-#define NONE         UINT32_MAX
-#define HANDLERS_MAX 64
+#define PENDING_MAX 16384
+#define NONE        UINT32_MAX
+#define SERVERS_MAX 64
 
 //  HTTP statuses counted by metrics; the last entry counts any other
 static const int s_statuses[] = {200, 201, 204, 400, 404, 405,
@@ -49,31 +55,26 @@ typedef struct {
 } metrics_t;
 
 typedef struct {
-    void *connection; //  zhttp's handle of the HTTP request
+    zhttp_server_connection_t *connection; //  the HTTP request, held by zhttp
     cart_op_t op;
     cart_label_t label;
     int64_t start_us;
     uint32_t next_free;
 } pending_t;
 
+//  The state of one server thread, made by s_attach in that thread
 typedef struct {
-    zsock_t *pipe;
-    zsock_t *http; //  DEALER to the zhttp server's backend
     cart_client_t *client;
-    zhttp_request_t *request;
-    zhttp_response_t *response;
     metrics_t *metrics;
     int deadline_ms;
     pending_t *pending;
     uint32_t free_head;
+    int answered; //  responses sent since s_ready last returned
     cart_buf_t buf;
     cart_route_t route;
-    bool terminated;
-    bool quiet; //  shutting down: answer nothing more
 } handler_t;
 
 typedef struct {
-    const char *backend; //  the zhttp server's backend address
     const char *broker;
     int deadline_ms;
     metrics_t *metrics;
@@ -175,51 +176,36 @@ s_render_shards (const cart_result_t *result, cart_buf_t *buf)
 //  --------------------------------------------------------------------------
 //  Responses
 
-static const char *
-s_header (zhash_t *headers, const char *name)
-{
-    for (const char *value = (const char *)zhash_first (headers); value;
-         value = (const char *)zhash_next (headers))
-        if (strcasecmp (zhash_cursor (headers), name) == 0)
-            return value;
-    return NULL;
-}
-
 //  Sends the response in self->buf (empty: no body) for a connection.
 static void
-s_respond (handler_t *self, void *connection, int status, const char *content_type,
-           const char *allow)
+s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
+           const char *content_type, const char *allow)
 {
-    if (self->quiet) { //  the server is closing every connection
-        self->buf.len = 0;
-        return;
+    const char *headers[7];
+    size_t n = 0;
+    size_t len = self->buf.len;
+    char *content = len ? cart_buf_take (&self->buf) : NULL;
+    if (content) {
+        headers[n++] = "Content-Type";
+        headers[n++] = content_type;
     }
-    zhttp_response_t *response = self->response;
-    zhttp_response_set_status_code (response, (uint32_t)status);
-    zhash_t *headers = zhttp_response_headers (response);
-    if (self->buf.len) {
-        zhash_insert (headers, "Content-Type", (void *)content_type);
-        char *content = cart_buf_take (&self->buf);
-        zhttp_response_set_content (response, &content);
+    if (allow) {
+        headers[n++] = "Allow";
+        headers[n++] = allow;
     }
-    if (allow)
-        zhash_insert (headers, "Allow", (void *)allow);
-    if (status == 503)
-        zhash_insert (headers, "Retry-After", "1");
-    if (zhttp_response_send (response, self->http, &connection) == -1) {
-        //  The server is gone (shutdown): drop what the response holds, so
-        //  that the next one starts clean
-        zhttp_response_reset_content (response);
-        zhash_delete (headers, "Content-Type");
-        zhash_delete (headers, "Allow");
-        zhash_delete (headers, "Retry-After");
+    if (status == 503) {
+        headers[n++] = "Retry-After";
+        headers[n++] = "1";
     }
+    headers[n] = NULL;
+    zhttp_server_reply (connection, (unsigned)status, headers, content, len);
     self->buf.len = 0;
+    self->answered++;
 }
 
 static void
-s_respond_error (handler_t *self, void *connection, int status, const char *message,
-                 const char *allow)
+s_respond_error (handler_t *self, zhttp_server_connection_t *connection, int status,
+                 const char *message, const char *allow)
 {
     self->buf.len = 0;
     cart_render_error (&self->buf, status, message, strlen (message));
@@ -250,7 +236,7 @@ s_pending_free (handler_t *self, pending_t *pending)
 //  Sends a cart request or a STATS for a mapped route; answers 503 when
 //  the front or the bus has no room.
 static void
-s_dispatch (handler_t *self, void *connection, int64_t start_us)
+s_dispatch (handler_t *self, zhttp_server_connection_t *connection, int64_t start_us)
 {
     cart_route_t *route = &self->route;
     pending_t *pending = s_pending_take (self);
@@ -275,19 +261,16 @@ s_dispatch (handler_t *self, void *connection, int64_t start_us)
     }
 }
 
+//  zhttp's request hook: a whole request, in the server's thread
 static void
-s_handle_http (handler_t *self)
+s_request (void *state, zhttp_server_connection_t *connection, const char *method,
+           const char *url, const char *content, size_t content_length)
 {
-    void *connection = zhttp_request_recv (self->request, self->http);
-    if (!connection || self->quiet)
-        return; //  (its headers and body are freed by the next recv)
+    handler_t *self = (handler_t *)state;
     int64_t start_us = zclock_usecs ();
-    const char *body = zhttp_request_content (self->request);
     cart_route_t *route = &self->route;
-    cart_route_map (zhttp_request_method (self->request),
-                    zhttp_request_url (self->request),
-                    s_header (zhttp_request_headers (self->request), "Content-Type"),
-                    body, body ? strlen (body) : 0, route);
+    cart_route_map (method, url, zhttp_server_header (connection, "Content-Type"),
+                    content, content ? content_length : 0, route);
     if (route->kind == CART_ROUTE_ERROR) {
         s_respond_error (self, connection, route->status, route->message, route->allow);
         s_count (self->metrics, route->label, route->status, start_us);
@@ -349,111 +332,120 @@ s_handle_result (handler_t *self, const cart_result_t *result)
 }
 
 //  --------------------------------------------------------------------------
-//  The handler actor
+//  zhttp's hooks: the handler's life in its server's thread
 
-static handler_t *
-s_handler_new (zsock_t *pipe, handler_args_t *args)
+static void *
+s_attach (void *arg)
 {
+    handler_args_t *args = (handler_args_t *)arg;
     handler_t *self = (handler_t *)zmalloc (sizeof (handler_t));
     assert (self);
-    self->pipe = pipe;
     self->metrics = args->metrics;
     self->deadline_ms = args->deadline_ms;
-    self->http = zsock_new (ZMQ_DEALER);
-    assert (self->http);
-    //  Responses are bounded by the pending pool, not by a high-water mark,
-    //  and a response to a server that is gone fails at once
-    zsock_set_sndhwm (self->http, 0);
-    zsock_set_sndtimeo (self->http, 0);
-    zsock_connect (self->http, "%s", args->backend);
+    //  The endpoint was tried by cart_http_new: this cannot fail
     self->client = cart_client_new_curve (args->broker, args->curve, NULL);
-    self->request = zhttp_request_new ();
-    self->response = zhttp_response_new ();
     self->pending = (pending_t *)calloc (PENDING_MAX, sizeof (pending_t));
-    assert (self->http && self->client && self->request && self->response &&
-            self->pending);
+    assert (self->client && self->pending);
     for (uint32_t i = 0; i < PENDING_MAX; i++)
         self->pending[i].next_free = i + 1 < PENDING_MAX ? i + 1 : NONE;
+    self->free_head = 0;
     return self;
 }
 
-static void
-s_handler_destroy (handler_t **self_p)
+//  The client's socket changes when the broker refused our CURVE key
+static void *
+s_socket (void *state, int *timeout_ms)
 {
-    handler_t *self = *self_p;
-    zsock_destroy (&self->http);
+    handler_t *self = (handler_t *)state;
+    int timeout = cart_client_next_timeout (self->client);
+    if (timeout >= 0 && (*timeout_ms < 0 || timeout < *timeout_ms))
+        *timeout_ms = timeout;
+    return cart_client_handle (self->client);
+}
+
+//  Takes every reply and every request past its deadline: the socket's
+//  descriptor only says that something changed
+static int
+s_ready (void *state)
+{
+    handler_t *self = (handler_t *)state;
+    self->answered = 0;
+    cart_result_t result;
+    while (cart_client_recv (self->client, &result, 0) == 1)
+        s_handle_result (self, &result);
+    return self->answered;
+}
+
+//  At shutdown; zhttp answers the requests still in flight (503) before
+//  it closes their connections
+static void
+s_detach (void **state_p)
+{
+    handler_t *self = (handler_t *)*state_p;
     cart_client_destroy (&self->client);
-    zhttp_request_destroy (&self->request);
-    zhttp_response_destroy (&self->response);
     cart_buf_free (&self->buf);
     free (self->pending);
     free (self);
-    *self_p = NULL;
-}
-
-static void
-s_handler_loop (handler_t *self)
-{
-    //  The pipe is looked at every CART_PIPE_MS, not in every poll: each
-    //  socket in a zmq_poll costs system calls on every wake-up
-    static const char *const commands[] = {"QUIET", NULL};
-    void *http = zsock_resolve (self->http);
-    int64_t pipe_at = 0;
-    while (!self->terminated) {
-        zmq_pollitem_t items[] = {{http, 0, ZMQ_POLLIN, 0},
-                                  {cart_client_handle (self->client), 0, ZMQ_POLLIN, 0}};
-        int timeout = cart_client_next_timeout (self->client);
-        int rc = zmq_poll (
-            items, 2, timeout < 0 || timeout > CART_PIPE_MS ? CART_PIPE_MS : timeout);
-        if (rc == -1 && zmq_errno () != EINTR)
-            break;
-        if (cart_actor_due (&pipe_at) && (zsock_events (self->pipe) & ZMQ_POLLIN)) {
-            int command = cart_actor_recv (self->pipe, "http handler", commands);
-            if (command == 0) { //  QUIET
-                self->quiet = true;
-                zsock_signal (self->pipe, 0);
-            } else if (command == CART_ACTOR_TERM)
-                self->terminated = true;
-        }
-        for (int i = 0; i < 256 && (zsock_events (self->http) & ZMQ_POLLIN); i++)
-            s_handle_http (self);
-        cart_result_t result;
-        for (int i = 0; i < 256 && cart_client_recv (self->client, &result, 0) == 1; i++)
-            s_handle_result (self, &result);
-    }
-}
-
-//  At shutdown, after the server is gone: requests it handed over and we
-//  never read carry heap pointers (headers, body); take and free them.
-static void
-s_drain_requests (handler_t *self)
-{
-    while (zsock_events (self->http) & ZMQ_POLLIN)
-        if (!zhttp_request_recv (self->request, self->http))
-            break;
-}
-
-static void
-s_handler_actor (zsock_t *pipe, void *args)
-{
-    handler_t *self = s_handler_new (pipe, (handler_args_t *)args);
-    cart_actor_ready (pipe, NULL);
-    s_handler_loop (self);
-    s_drain_requests (self);
-    s_handler_destroy (&self);
     cart_hash_thread_end ();
+    *state_p = NULL;
+}
+
+static const zhttp_server_handler_t s_hooks = {s_attach, s_socket, s_ready, s_request,
+                                               s_detach};
+
+//  --------------------------------------------------------------------------
+//  getpid, read once
+
+//  libzmq 4.3.4 checks for a fork around every mailbox operation:
+//  signaler_t::send calls getpid before each eventfd write, and
+//  signaler_t::wait before and after its poll (src/signaler.cpp), so every
+//  zmq_poll, ZMQ_EVENTS and empty non-blocking receive pays for it, and
+//  glibc 2.36 makes each call a system call: about a third of those of a
+//  request through the front. HAVE_FORK is fixed when libzmq is built, and
+//  no socket option turns the check off. So the programs that serve HTTP
+//  (this file is in cartd and http_front) define getpid themselves: libzmq
+//  calls it through its PLT, and a definition in the executable comes
+//  first. The pid is read with the system call once, and again in a child
+//  of fork, whose pthread_atfork handler forgets it: libzmq's check still
+//  sees every fork. Only a child made without fork's handlers (a raw clone
+//  or vfork) would see its parent's pid before an exec; these programs
+//  make none (posix_spawn's child execs without calling getpid).
+static _Atomic pid_t s_pid;
+
+static void
+s_pid_forget (void)
+{
+    atomic_store_explicit (&s_pid, 0, memory_order_relaxed);
+}
+
+static void
+s_pid_watch_forks (void)
+{
+    pthread_atfork (NULL, NULL, s_pid_forget);
+}
+
+pid_t
+getpid (void)
+{
+    pid_t pid = atomic_load_explicit (&s_pid, memory_order_relaxed);
+    if (pid == 0) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once (&once, s_pid_watch_forks);
+        pid = (pid_t)syscall (SYS_getpid);
+        atomic_store_explicit (&s_pid, pid, memory_order_relaxed);
+    }
+    return pid;
 }
 
 //  --------------------------------------------------------------------------
 //  The front
 
 struct _cart_http_t {
-    zhttp_server_options_t *options;
-    zhttp_server_t *server;
-    zactor_t *handlers[HANDLERS_MAX];
-    int n_handlers;
+    zhttp_server_options_t *options[SERVERS_MAX];
+    zhttp_server_t *servers[SERVERS_MAX];
+    int n_servers;
+    handler_args_t args;
     metrics_t metrics;
-    char *backend;
     int port;
 };
 
@@ -463,23 +455,53 @@ cart_http_destroy (cart_http_t **self_p)
     cart_http_t *self = *self_p;
     if (!self)
         return;
-    //  Requests and responses cross between the server and the handlers as
-    //  heap pointers, so nothing may be left in flight when they part:
-    //  1. each handler goes quiet: it sends no more responses, and frees
-    //     the requests it still receives;
-    //  2. the server stops: it frees the responses queued to it and closes
-    //     every connection; it never blocks, as the handlers still read;
-    //  3. the handlers stop, freeing the requests left in their queue.
-    for (int i = 0; i < self->n_handlers; i++) {
-        zstr_send (self->handlers[i], "QUIET");
-        zsock_wait (self->handlers[i]);
+    //  Each server answers and resumes the requests it holds, then stops
+    for (int i = 0; i < self->n_servers; i++) {
+        zhttp_server_destroy (&self->servers[i]);
+        zhttp_server_options_destroy (&self->options[i]);
     }
-    zhttp_server_destroy (&self->server);
-    cart_actors_destroy (self->handlers, (size_t)self->n_handlers);
-    zhttp_server_options_destroy (&self->options);
-    zstr_free (&self->backend);
     free (self);
     *self_p = NULL;
+}
+
+//  With SO_REUSEPORT a second front on a busy port would share it rather
+//  than fail: a plain bind tells first whether someone listens there
+static bool
+s_port_free (const char *host, int port)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons ((uint16_t)port)};
+    if (inet_pton (AF_INET, host, &address.sin_addr) != 1)
+        return false;
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int on = 1;
+    setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof (on));
+    bool free_ =
+        fd != -1 && bind (fd, (struct sockaddr *)&address, sizeof (address)) == 0;
+    if (fd != -1)
+        close (fd);
+    return free_;
+}
+
+//  Starts one more server on the port (0: any, for the first)
+static zhttp_server_t *
+s_server_new (cart_http_t *self, const char *host, int port)
+{
+    zhttp_server_options_t *options = zhttp_server_options_new ();
+    zhttp_server_options_set_port (options, port);
+    zhttp_server_options_set_host (options, host);
+    zhttp_server_options_set_max_body_size (options, CART_BODY_MAX);
+    zhttp_server_options_set_raw_path (options, true);
+    zhttp_server_options_set_reuse_port (options, true);
+    zhttp_server_options_set_handler (options, &s_hooks, &self->args);
+    zhttp_server_t *server = zhttp_server_new (options);
+    if (!server) {
+        zhttp_server_options_destroy (&options);
+        return NULL;
+    }
+    self->options[self->n_servers] = options;
+    self->servers[self->n_servers++] = server;
+    return server;
 }
 
 cart_http_t *
@@ -491,36 +513,29 @@ cart_http_new (const cart_http_config_t *config, const char **error)
     cart_client_destroy (&probe);
     cart_http_t *self = (cart_http_t *)zmalloc (sizeof (cart_http_t));
     assert (self);
-    static _Atomic int instance;
-    self->backend =
-        zsys_sprintf ("inproc://cart-http-%d", atomic_fetch_add (&instance, 1));
-    self->options = zhttp_server_options_new ();
-    zhttp_server_options_set_port (self->options, config->port);
-    zhttp_server_options_set_host (self->options,
-                                   config->host ? config->host : "127.0.0.1");
-    zhttp_server_options_set_backend_address (self->options, self->backend);
-    zhttp_server_options_set_max_body_size (self->options, CART_BODY_MAX);
-    zhttp_server_options_set_raw_path (self->options, true);
-    self->server = zhttp_server_new (self->options);
-    if (!self->server) {
+    self->args = (handler_args_t){
+        config->broker, config->deadline_ms > 0 ? config->deadline_ms : CART_DEADLINE_MS,
+        &self->metrics, config->curve};
+    const char *host = config->host ? config->host : "127.0.0.1";
+    int servers = config->threads > 0 ? config->threads : 2;
+    if (servers > SERVERS_MAX)
+        servers = SERVERS_MAX;
+    //  The first server's port (chosen by the kernel for port 0) is the others'
+    self->port = config->port;
+    if (self->port == 0 || s_port_free (host, self->port))
+        for (int i = 0; i < servers; i++) {
+            zhttp_server_t *server = s_server_new (self, host, self->port);
+            if (!server)
+                break;
+            if (i == 0)
+                self->port = zhttp_server_port (server);
+        }
+    if (self->n_servers < servers) {
         if (error)
-            *error =
-                cart_errorf ("cannot listen on %s:%d",
-                             config->host ? config->host : "127.0.0.1", config->port);
+            *error = cart_errorf ("cannot listen on %s:%d", host, config->port);
         cart_http_destroy (&self);
         return NULL;
     }
-    self->port = zhttp_server_port (self->server);
-    handler_args_t args = {self->backend, config->broker,
-                           config->deadline_ms > 0 ? config->deadline_ms
-                                                   : CART_DEADLINE_MS,
-                           &self->metrics, config->curve};
-    int threads = config->threads > 0 ? config->threads : 2;
-    if (threads > HANDLERS_MAX)
-        threads = HANDLERS_MAX;
-    for (int i = 0; i < threads; i++)
-        self->handlers[self->n_handlers++] =
-            cart_actor_start (s_handler_actor, &args, NULL);
     return self;
 }
 

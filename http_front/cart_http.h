@@ -1,7 +1,8 @@
 /*  =========================================================================
-    cart_http - the HTTP front end: czmq's zhttp_server (patched, see
-    deps/patches/) in front of N handler threads, each an actor with its
-    own cart_client to the broker, keeping many requests in flight.
+    cart_http - the HTTP front end: N servers of czmq's zhttp (patched,
+    see deps/patches/) sharing one port (SO_REUSEPORT), each handling its
+    requests in its own thread with its own cart_client to the broker,
+    keeping many requests in flight.
 
         cart_http_config_t config = {.port = 8080,
                                      .broker = "tcp://127.0.0.1:5555"};
@@ -10,10 +11,10 @@
         ...
         cart_http_destroy (&http);
 
-    A request goes: libmicrohttpd's thread (inside zhttp_server) -> one
-    handler thread, which maps it (cart_route), sends it on the bus, and
-    when the reply or the deadline comes, renders it (cart_render) and
-    hands the response back. No other thread hand-off.
+    A request is parsed, mapped (cart_route), sent on the bus, and when the
+    reply or the deadline comes, rendered (cart_render) and answered, all
+    in the one libmicrohttpd thread that accepted its connection; the only
+    thread hand-offs are the bus's.
     =========================================================================
 */
 #ifndef CART_HTTP_H_INCLUDED
@@ -27,7 +28,7 @@ typedef struct {
     const char *host;   //  IPv4 address to listen on; NULL: 127.0.0.1
     int port;           //  0: a free port (see cart_http_port)
     const char *broker; //  the broker's frontend endpoint
-    int threads;        //  handler threads; 0: 2
+    int threads;        //  servers (threads) on the port; 0: 2
     int deadline_ms;    //  per request; 0: CART_DEADLINE_MS
     bool verbose;
     const cart_curve_t *curve; //  CURVE keys to the broker; NULL: a plain bus

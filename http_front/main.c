@@ -16,7 +16,7 @@ s_help (FILE *out)
              "  --listen PORT    TCP port to listen on (default 8080; 0: any free)\n"
              "  --host ADDR      IPv4 address to listen on (default 127.0.0.1)\n"
              "  --broker EP      the broker's frontend (default tcp://127.0.0.1:5555)\n"
-             "  --threads N      handler threads (default 2)\n"
+             "  --threads N      server threads, sharing the port (default 2)\n"
              "  --deadline MS    per-request deadline (default %d)\n"
              "%s"
              "  --version        the program's version\n"

@@ -218,33 +218,38 @@ s_write (int fd, const char *data, size_t size)
     }
 }
 
-//  Reads one response (head and Content-Length body) into buffer; returns
-//  its status, or 0 if the connection closed or 30 s passed first.
+//  Reads one response (head and Content-Length body) into buffer and no
+//  byte of the next, which a pipelining test reads with the next call;
+//  returns its status, or 0 if the connection closed or 30 s passed first.
 static int
 s_read_response (int fd, char *buffer, size_t capacity)
 {
-    size_t used = 0;
+    size_t used = 0, want = 0; //  want: the whole response, once the head is in
     int64_t until = zclock_mono () + 30000;
     while (used + 1 < capacity) {
-        buffer[used] = 0;
-        char *end = strstr (buffer, "\r\n\r\n");
-        if (end) {
-            const char *length = strcasestr (buffer, "content-length:");
-            size_t body = length && length < end ? strtoul (length + 15, NULL, 10) : 0;
-            if (used >= (size_t)(end + 4 - buffer) + body) {
-                int status = 0;
-                sscanf (buffer, "HTTP/1.%*d %d", &status);
-                return status;
-            }
-        }
         struct pollfd item = {fd, POLLIN, 0};
         int64_t wait = until - zclock_mono ();
         if (wait <= 0 || poll (&item, 1, (int)wait) != 1)
             return 0;
-        ssize_t n = recv (fd, buffer + used, capacity - used - 1, 0);
+        //  The head a byte at a time, as it cannot be told from the body
+        //  before its end; then the body in one read of its exact size
+        size_t size = want ? want - used : 1;
+        if (size > capacity - used - 1)
+            return 0;
+        ssize_t n = recv (fd, buffer + used, size, 0);
         if (n <= 0)
             return 0;
         used += (size_t)n;
+        buffer[used] = 0;
+        if (!want && used >= 4 && memcmp (buffer + used - 4, "\r\n\r\n", 4) == 0) {
+            const char *length = strcasestr (buffer, "content-length:");
+            want = used + (length ? strtoul (length + 15, NULL, 10) : 0);
+        }
+        if (want && used == want) {
+            int status = 0;
+            sscanf (buffer, "HTTP/1.%*d %d", &status);
+            return status;
+        }
     }
     return 0;
 }
@@ -696,6 +701,27 @@ test_operations_endpoints (void **state)
     s_expect_error ("POST", "/healthz", NULL, NULL, 405, NULL);
 }
 
+//  The front's servers share their port (SO_REUSEPORT) with each other
+//  only: a second front on the same port fails to start, rather than
+//  taking part of the first one's connections.
+static void
+test_port_taken (void **state)
+{
+    char port[16], out[1024];
+    snprintf (port, sizeof (port), "%d", s_port);
+    assert_int_equal (test_run (out, sizeof (out), 10000, "cartd", "--in-memory",
+                                "--listen", port, "--bus", "none", NULL),
+                      1);
+    assert_non_null (strstr (out, "cannot listen on 127.0.0.1:"));
+    assert_int_equal (test_run (out, sizeof (out), 10000, "http_front", "--listen", port,
+                                "--broker", "tcp://127.0.0.1:1", NULL),
+                      1);
+    assert_non_null (strstr (out, "cannot listen on 127.0.0.1:"));
+    response_t response = s_http ("GET", "/items/still-ours", NULL, NULL);
+    assert_int_equal (response.status, 200);
+    s_free (&response);
+}
+
 //  SIGTERM while requests are arriving and in flight: the server stops,
 //  cleanly (s_kill checks exit status 0), instead of blocking on a handler
 //  that is gone.
@@ -816,6 +842,7 @@ main (void)
         cmocka_unit_test (test_thousand_connections),
         cmocka_unit_test (test_malformed_requests),
         cmocka_unit_test (test_operations_endpoints),
+        cmocka_unit_test (test_port_taken),
         cmocka_unit_test (test_stop_under_load),
     };
     const struct CMUnitTest cluster[] = {
@@ -827,6 +854,7 @@ main (void)
         cmocka_unit_test (test_megabyte_bodies_not_buffered),
         cmocka_unit_test (test_thousand_connections),
         cmocka_unit_test (test_operations_endpoints),
+        cmocka_unit_test (test_port_taken),
         cmocka_unit_test (test_deadline_504),
         cmocka_unit_test (test_unavailable_503),
         cmocka_unit_test (test_stop_under_load),

@@ -3,8 +3,10 @@
 
     Each test starts a zhttp_server on 127.0.0.1 (port 0) and an echo actor
     that answers every request with "METHOD PATH\n" followed by the body it
-    received. Clients are raw TCP sockets, so that the bytes on the wire are
-    exactly what a test writes, and libcurl for a real client's view. Every
+    received; the handler tests instead give the server hooks that answer
+    in its own thread, at once or later (zhttp_server_options_set_handler).
+    Clients are raw TCP sockets, so that the bytes on the wire are exactly
+    what a test writes, and libcurl for a real client's view. Every
     read has a deadline (SO_RCVTIMEO); nothing waits by sleeping.
     =========================================================================
 */
@@ -17,6 +19,8 @@
 
 #include <czmq.h>
 #include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -789,6 +793,302 @@ test_body_with_nul (void **state)
     s_client_destroy (&client);
 }
 
+//  --------------------------------------------------------------------------
+//  The handler hook: requests handled in the server's own thread.
+//
+//  "/now..." is answered inside the request hook; "/later..." is held, and
+//  answered from the ready hook when the test sends "RELEASE" on the PAIR
+//  that the state of server thread 0 connects to. Every hook notes whether
+//  it ran in the thread that attached.
+
+#define S_HELD_MAX 16
+
+typedef struct {
+    int id;               //  names the PAIR endpoints of this test
+    _Atomic int attached; //  states made so far (their indices)
+    _Atomic int detached;
+    _Atomic int wrong_thread; //  hooks run outside their attach's thread
+    _Atomic int served[2];    //  requests answered by state 0 and 1
+    _Atomic int held_at_stop; //  requests detach left to the server
+} hook_arg_t;
+
+typedef struct {
+    hook_arg_t *arg;
+    int index;
+    pthread_t thread;
+    zsock_t *pair;
+    zhttp_server_connection_t *held[S_HELD_MAX];
+    char *held_url[S_HELD_MAX];
+    size_t n_held;
+} hook_state_t;
+
+static void
+s_hook_check_thread (hook_state_t *self)
+{
+    if (!pthread_equal (pthread_self (), self->thread))
+        self->arg->wrong_thread++;
+}
+
+static void *
+s_hook_attach (void *arg)
+{
+    hook_state_t *self = (hook_state_t *)calloc (1, sizeof (hook_state_t));
+    assert (self);
+    self->arg = (hook_arg_t *)arg;
+    self->index = self->arg->attached++;
+    self->thread = pthread_self ();
+    self->pair = zsock_new_pair (NULL);
+    assert (self->pair);
+    int rc = zsock_connect (self->pair, "inproc://test_zhttp-hook-%d-%d", self->arg->id,
+                            self->index);
+    assert (rc == 0);
+    return self;
+}
+
+static void *
+s_hook_socket (void *state, int *timeout_ms)
+{
+    hook_state_t *self = (hook_state_t *)state;
+    s_hook_check_thread (self);
+    return zsock_resolve (self->pair);
+}
+
+static void
+s_hook_answer (hook_state_t *self, zhttp_server_connection_t *connection,
+               const char *text)
+{
+    const char *headers[] = {"Content-Type", "text/plain", "X-Hook", "yes", NULL};
+    char *body = strdup (text);
+    zhttp_server_reply (connection, 200, headers, body, strlen (body));
+    if (self->index < 2)
+        self->arg->served[self->index]++;
+}
+
+static int
+s_hook_ready (void *state)
+{
+    hook_state_t *self = (hook_state_t *)state;
+    s_hook_check_thread (self);
+    int answered = 0;
+    while (zsock_has_in (self->pair)) {
+        char *command = zstr_recv (self->pair);
+        if (command && streq (command, "RELEASE"))
+            for (size_t i = 0; i < self->n_held; i++, answered++) {
+                char *text = zsys_sprintf ("later %s", self->held_url[i]);
+                s_hook_answer (self, self->held[i], text);
+                zstr_free (&text);
+                zstr_free (&self->held_url[i]);
+            }
+        if (command && streq (command, "RELEASE"))
+            self->n_held = 0;
+        zstr_free (&command);
+    }
+    return answered;
+}
+
+static void
+s_hook_request (void *state, zhttp_server_connection_t *connection, const char *method,
+                const char *url, const char *content, size_t content_length)
+{
+    hook_state_t *self = (hook_state_t *)state;
+    s_hook_check_thread (self);
+    if (strncmp (url, "/later", 6) == 0 && self->n_held < S_HELD_MAX) {
+        self->held_url[self->n_held] = strdup (url);
+        self->held[self->n_held++] = connection;
+        return;
+    }
+    const char *type = zhttp_server_header (connection, "content-type");
+    char *text = zsys_sprintf ("now %s %s %s\n%s", method, url, type ? type : "-",
+                               content ? content : "");
+    assert (!content || strlen (content) == content_length);
+    s_hook_answer (self, connection, text);
+    zstr_free (&text);
+}
+
+static void
+s_hook_detach (void **state_p)
+{
+    hook_state_t *self = (hook_state_t *)*state_p;
+    s_hook_check_thread (self);
+    self->arg->detached++;
+    self->arg->held_at_stop += (int)self->n_held;
+    for (size_t i = 0; i < self->n_held; i++)
+        zstr_free (&self->held_url[i]);
+    zsock_destroy (&self->pair);
+    free (self);
+    *state_p = NULL;
+}
+
+static const zhttp_server_handler_t s_hooks = {s_hook_attach, s_hook_socket, s_hook_ready,
+                                               s_hook_request, s_hook_detach};
+
+static zhttp_server_t *
+s_hook_server_new (hook_arg_t *arg, int port, bool reuse_port,
+                   zhttp_server_options_t **options_p)
+{
+    zhttp_server_options_t *options = zhttp_server_options_new ();
+    zhttp_server_options_set_host (options, "127.0.0.1");
+    zhttp_server_options_set_port (options, port);
+    zhttp_server_options_set_reuse_port (options, reuse_port);
+    zhttp_server_options_set_handler (options, &s_hooks, arg);
+    zhttp_server_t *server = zhttp_server_new (options);
+    if (server)
+        *options_p = options;
+    else
+        zhttp_server_options_destroy (&options);
+    return server;
+}
+
+static void
+s_expect_text (client_t *client, const char *text)
+{
+    reply_t reply;
+    assert_int_equal (s_client_recv (client, &reply), 0);
+    assert_int_equal (reply.status, 200);
+    assert_false (reply.close);
+    assert_string_equal (reply.content_type, "text/plain");
+    assert_string_equal (reply.body, text);
+    s_reply_free (&reply);
+}
+
+static void
+test_handler_now_and_later (void **state)
+{
+    static int id;
+    hook_arg_t arg = {.id = ++id};
+    zsock_t *control = zsock_new_pair (NULL);
+    assert_int_equal (zsock_bind (control, "inproc://test_zhttp-hook-%d-0", arg.id), 0);
+    zhttp_server_options_t *options = NULL;
+    zhttp_server_t *server = s_hook_server_new (&arg, 0, false, &options);
+    assert_non_null (server);
+    int port = zhttp_server_port (server);
+    assert_int_equal (arg.attached, 1);
+
+    //  Two requests held on two connections; a third is answered meanwhile
+    client_t *first = s_client_new (port), *second = s_client_new (port);
+    s_client_sendf (first, "GET /later/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s_client_sendf (second, "GET /later/2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    client_t *third = s_client_new (port);
+    s_client_sendf (third, "GET /now/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s_expect_text (third, "now GET /now/x -\n");
+    //  A body, a header looked up by any case, and the same connection again
+    s_send_post (third, "/now/body", "Content-Length", "hello", 5);
+    s_expect_text (third, "now POST /now/body -\nhello");
+    s_client_sendf (third, "PUT /now/t HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                           "application/json\r\nContent-Length: 2\r\n\r\n{}");
+    s_expect_text (third, "now PUT /now/t application/json\n{}");
+    //  The checks before the handler stay: a body over the cap is 413
+    char *big = s_body_new (S_LIMIT + 1);
+    s_send_post (third, "/now/big", "Content-Length", big, S_LIMIT + 1);
+    free (big);
+    reply_t reply;
+    assert_int_equal (s_client_recv (third, &reply), 0);
+    assert_int_equal (reply.status, 413);
+    s_reply_free (&reply);
+
+    //  The held ones are answered from the ready hook, on the same connections
+    zstr_send (control, "RELEASE");
+    s_expect_text (first, "later /later/1");
+    s_expect_text (second, "later /later/2");
+    s_client_sendf (first, "GET /now/again HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s_expect_text (first, "now GET /now/again -\n");
+    s_client_destroy (&first);
+    s_client_destroy (&second);
+    s_client_destroy (&third);
+
+    zhttp_server_destroy (&server);
+    assert_int_equal (arg.detached, 1);
+    assert_int_equal (arg.held_at_stop, 0);
+    assert_int_equal (arg.wrong_thread, 0);
+    assert_int_equal (arg.served[0], 6);
+    zhttp_server_options_destroy (&options);
+    zsock_destroy (&control);
+}
+
+//  MHD must not stop with a connection suspended: what the handler still
+//  holds at its detach is answered 503 by the server, which then stops
+static void
+test_handler_stop_with_held (void **state)
+{
+    static int id = 100;
+    hook_arg_t arg = {.id = ++id};
+    zhttp_server_options_t *options = NULL;
+    zhttp_server_t *server = s_hook_server_new (&arg, 0, false, &options);
+    assert_non_null (server);
+    int port = zhttp_server_port (server);
+    client_t *clients[3];
+    for (int i = 0; i < 3; i++) {
+        clients[i] = s_client_new (port);
+        s_client_sendf (clients[i], "GET /later/%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                        i);
+    }
+    //  A request answered after the three were sent: all three are held
+    client_t *probe = s_client_new (port);
+    s_client_sendf (probe, "GET /now/p HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s_expect_text (probe, "now GET /now/p -\n");
+    zhttp_server_destroy (&server);
+    assert_int_equal (arg.detached, 1);
+    assert_int_equal (arg.held_at_stop, 3);
+    assert_int_equal (arg.wrong_thread, 0);
+    for (int i = 0; i < 3; i++) {
+        reply_t reply;
+        assert_int_equal (s_client_recv (clients[i], &reply), 0);
+        assert_int_equal (reply.status, 503);
+        assert_string_equal (reply.content_type, "application/json");
+        assert_string_equal (reply.body, "{\"error\": {\"status\": 503, \"message\": "
+                                         "\"the server is stopping\"}}");
+        s_reply_free (&reply);
+        assert_true (s_client_closed (clients[i]));
+        s_client_destroy (&clients[i]);
+    }
+    s_client_destroy (&probe);
+    zhttp_server_options_destroy (&options);
+}
+
+//  Servers sharing a port take connections in turn from the kernel; one
+//  without SO_REUSEPORT cannot join them, nor they it
+static void
+test_handler_reuse_port (void **state)
+{
+    static int id = 200;
+    hook_arg_t arg = {.id = ++id};
+    zhttp_server_options_t *options[2] = {NULL, NULL}, *other = NULL;
+    zhttp_server_t *servers[2];
+    servers[0] = s_hook_server_new (&arg, 0, true, &options[0]);
+    assert_non_null (servers[0]);
+    int port = zhttp_server_port (servers[0]);
+    servers[1] = s_hook_server_new (&arg, port, true, &options[1]);
+    assert_non_null (servers[1]);
+    assert_int_equal (zhttp_server_port (servers[1]), port);
+    assert_null (s_hook_server_new (&arg, port, false, &other));
+    assert_int_equal (arg.attached, 2); //  a server that cannot listen never attaches
+
+    //  40 connections: the kernel hashes each to one of the two
+    for (int i = 0; i < 40; i++) {
+        client_t *client = s_client_new (port);
+        s_client_sendf (client, "GET /now/%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", i);
+        char *text = zsys_sprintf ("now GET /now/%d -\n", i);
+        s_expect_text (client, text);
+        zstr_free (&text);
+        s_client_destroy (&client);
+    }
+    assert_true (arg.served[0] > 0);
+    assert_true (arg.served[1] > 0);
+    assert_int_equal (arg.served[0] + arg.served[1], 40);
+    for (int i = 0; i < 2; i++) {
+        zhttp_server_destroy (&servers[i]);
+        zhttp_server_options_destroy (&options[i]);
+    }
+    assert_int_equal (arg.detached, 2);
+    assert_int_equal (arg.wrong_thread, 0);
+
+    //  A plain server on a port keeps reuse-port servers out
+    fixture_t fixture;
+    assert_int_equal (s_fixture_start (&fixture, S_LIMIT, false), 0);
+    assert_null (s_hook_server_new (&arg, fixture.port, true, &other));
+    s_fixture_stop (&fixture);
+}
+
 int
 main (void)
 {
@@ -812,6 +1112,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_raw_path, s_setup_raw, s_teardown),
         cmocka_unit_test_setup_teardown (test_decoded_path, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_body_with_nul, s_setup, s_teardown),
+        cmocka_unit_test (test_handler_now_and_later),
+        cmocka_unit_test (test_handler_stop_with_held),
+        cmocka_unit_test (test_handler_reuse_port),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);
     curl_global_cleanup ();
