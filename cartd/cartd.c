@@ -51,12 +51,13 @@ s_help (FILE *out)
         "  --data-dir DIR   keep every shard's carts here, loaded at start\n"
         "                   (default ./cart-data)\n"
         "  --in-memory      keep nothing: carts are lost when cartd stops\n"
-        "%s"
+        "%s%s"
         "  --verbose        log workers joining and leaving\n"
         "  --version        the program's version\n"
         "  --help           this text\n\n"
         "SIGINT or SIGTERM stops it cleanly.\n\n%s",
-        CART_DEADLINE_MS, cart_worker_durable_help, cart_args_env_help);
+        CART_DEADLINE_MS, cart_worker_durable_help, cart_http_help (),
+        cart_args_env_help);
 }
 
 //  Parses the command line; returns 0, 1 for --help, 3 after --version, 2
@@ -74,6 +75,7 @@ s_parse (int argc, char **argv, options_t *options)
                                           {"data-dir", required_argument, NULL, 'D'},
                                           {"in-memory", no_argument, NULL, 'M'},
                                           CART_WORKER_DURABLE_OPTIONS,
+                                          CART_HTTP_OPTIONS,
                                           {"verbose", no_argument, NULL, 'v'},
                                           {"version", no_argument, NULL, 'V'},
                                           {"help", no_argument, NULL, 'h'},
@@ -87,14 +89,22 @@ s_parse (int argc, char **argv, options_t *options)
         return 2;
     }
     while (
-        (opt = getopt_long (argc, argv, "l:a:s:w:t:d:b:D:MvVh" CART_WORKER_DURABLE_SHORT,
-                            longs, NULL)) != -1) {
+        (opt = getopt_long (
+             argc, argv, "l:a:s:w:t:d:b:D:MvVh" CART_WORKER_DURABLE_SHORT CART_HTTP_SHORT,
+             longs, NULL)) != -1) {
         int durable = cart_worker_durable_option (&options->durable, opt, optarg, &error);
         if (durable == -1)
             fprintf (stderr, "cartd: %s\n", error);
         if (durable == -1)
             return 2;
         if (durable == 0)
+            continue;
+        int limit = cart_http_option (&options->http, opt, optarg, &error);
+        if (limit == -1)
+            fprintf (stderr, "cartd: %s\n", error);
+        if (limit == -1)
+            return 2;
+        if (limit == 0)
             continue;
         if (opt == 'l' && cart_args_number (optarg, 0, 65535, &n) == 0)
             options->http.port = (int)n;

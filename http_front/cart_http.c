@@ -23,11 +23,13 @@
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cart_args.h"
 #include "cart_client.h"
 #include "cart_hash.h"
 #include "cart_render.h"
@@ -176,8 +178,13 @@ s_render_shards (const cart_result_t *result, cart_buf_t *buf)
 //  --------------------------------------------------------------------------
 //  Responses
 
-//  Sends the response in self->buf (empty: no body) for a connection.
-static void
+static int s_respond_error (handler_t *self, zhttp_server_connection_t *connection,
+                            int status, const char *message, const char *allow);
+
+//  Sends the response in self->buf (empty: no body) for a connection;
+//  returns the status sent, 503 when the server held too many answers
+//  that their clients had not read to take a large one more.
+static int
 s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
            const char *content_type, const char *allow)
 {
@@ -198,18 +205,24 @@ s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
         headers[n++] = "1";
     }
     headers[n] = NULL;
-    zhttp_server_reply (connection, (unsigned)status, headers, content, len);
     self->buf.len = 0;
+    if (!zhttp_server_reply (connection, (unsigned)status, headers, content, len))
+        return s_respond_error (
+            self, connection, 503,
+            "the server holds too many answers that slow clients have "
+            "not read yet; try again shortly",
+            NULL);
     self->answered++;
+    return status;
 }
 
-static void
+static int
 s_respond_error (handler_t *self, zhttp_server_connection_t *connection, int status,
                  const char *message, const char *allow)
 {
     self->buf.len = 0;
     cart_render_error (&self->buf, status, message, strlen (message));
-    s_respond (self, connection, status, "application/json", allow);
+    return s_respond (self, connection, status, "application/json", allow);
 }
 
 //  --------------------------------------------------------------------------
@@ -326,7 +339,7 @@ s_handle_result (handler_t *self, const cart_result_t *result)
     } else
         status = cart_render_reply (pending->op, result->status, result->body,
                                     result->body_size, &self->buf);
-    s_respond (self, pending->connection, status, type, NULL);
+    status = s_respond (self, pending->connection, status, type, NULL);
     s_count (self->metrics, pending->label, status, pending->start_us);
     s_pending_free (self, pending);
 }
@@ -447,6 +460,7 @@ struct _cart_http_t {
     handler_args_t args;
     metrics_t metrics;
     int port;
+    zhttp_server_limits_t limits; //  each server's share
 };
 
 void
@@ -462,6 +476,76 @@ cart_http_destroy (cart_http_t **self_p)
     }
     free (self);
     *self_p = NULL;
+}
+
+//  Each server's share of the limits: MHD counts a client address's
+//  connections per server, and the kernel spreads them over the servers
+static void
+s_limits (const cart_http_config_t *config, int servers, zhttp_server_limits_t *limits)
+{
+    long per_client = config->per_client ? config->per_client : CART_HTTP_PER_CLIENT;
+    long header =
+        config->header_timeout ? config->header_timeout : CART_HTTP_HEADER_TIMEOUT;
+    long idle = config->idle_timeout ? config->idle_timeout : CART_HTTP_IDLE_TIMEOUT;
+    uint64_t memory =
+        config->reply_memory ? config->reply_memory : CART_HTTP_REPLY_MEMORY;
+    *limits = (zhttp_server_limits_t){
+        .per_ip_connections =
+            per_client > 0 ? (unsigned)((per_client + servers - 1) / servers) : 0,
+        .header_timeout = header > 0 ? (unsigned)header : 0,
+        .idle_timeout = idle > 0 ? (unsigned)idle : 0,
+        .reply_bytes = (size_t)(memory / (uint64_t)servers)};
+}
+
+const char *
+cart_http_help (void)
+{
+    static char text[1024];
+    snprintf (
+        text, sizeof (text),
+        "  --per-client N   connections one client address may hold (default %d;\n"
+        "                   0: no limit, for a proxy that is the only client)\n"
+        "  --header-timeout S\n"
+        "                   seconds a request's line and headers may take, from\n"
+        "                   the connection's start or its previous answer\n"
+        "                   (default %d; 0: none); an idle keep-alive connection\n"
+        "                   closes then too\n"
+        "  --idle-timeout S seconds a connection may stay silent (default %d; 0: none)\n"
+        "  --reply-memory SIZE\n"
+        "                   memory for answers that clients have not read yet (k,\n"
+        "                   m, g; default %um); past it, large answers are 503\n",
+        CART_HTTP_PER_CLIENT, CART_HTTP_HEADER_TIMEOUT, CART_HTTP_IDLE_TIMEOUT,
+        CART_HTTP_REPLY_MEMORY >> 20);
+    return text;
+}
+
+int
+cart_http_option (cart_http_config_t *config, int opt, const char *arg,
+                  const char **error)
+{
+    long *field = opt == 'P'   ? &config->per_client
+                  : opt == 'H' ? &config->header_timeout
+                  : opt == 'I' ? &config->idle_timeout
+                               : NULL;
+    if (field) {
+        long max = opt == 'P' ? 1000000 : 86400, n;
+        if (cart_args_number (arg, 0, max, &n) == 0) {
+            *field = n ? n : -1; //  0 in the config is the default
+            return 0;
+        }
+        *error = cart_errorf ("--%s is a number from 0 to %ld, not '%s'",
+                              opt == 'P'   ? "per-client"
+                              : opt == 'H' ? "header-timeout"
+                                           : "idle-timeout",
+                              max, arg);
+        return -1;
+    }
+    if (opt != 'Y')
+        return 1;
+    if (cart_args_bytes (arg, 1 << 20, 1ULL << 40, &config->reply_memory) == 0)
+        return 0;
+    *error = cart_errorf ("--reply-memory is a size from 1m to 1024g, not '%s'", arg);
+    return -1;
 }
 
 //  With SO_REUSEPORT a second front on a busy port would share it rather
@@ -494,6 +578,7 @@ s_server_new (cart_http_t *self, const char *host, int port)
     zhttp_server_options_set_raw_path (options, true);
     zhttp_server_options_set_reuse_port (options, true);
     zhttp_server_options_set_handler (options, &s_hooks, &self->args);
+    zhttp_server_options_set_limits (options, &self->limits);
     zhttp_server_t *server = zhttp_server_new (options);
     if (!server) {
         zhttp_server_options_destroy (&options);
@@ -520,6 +605,12 @@ cart_http_new (const cart_http_config_t *config, const char **error)
     int servers = config->threads > 0 ? config->threads : 2;
     if (servers > SERVERS_MAX)
         servers = SERVERS_MAX;
+    s_limits (config, servers, &self->limits);
+    //  Answers of a few hundred KiB (a big cart) are made and freed at a high
+    //  rate. Above a fixed threshold each is a mapping of its own, given back
+    //  to the system when freed; glibc's sliding threshold would soon put them
+    //  on a heap, and after a burst of slow clients keep that memory
+    mallopt (M_MMAP_THRESHOLD, 128 * 1024);
     //  The first server's port (chosen by the kernel for port 0) is the others'
     self->port = config->port;
     if (self->port == 0 || s_port_free (host, self->port))

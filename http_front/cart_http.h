@@ -21,8 +21,15 @@
 #define CART_HTTP_H_INCLUDED
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cart_curve.h"
+
+//  The defaults of the limits against slow and hostile clients
+#define CART_HTTP_PER_CLIENT     1024        //  connections per client address
+#define CART_HTTP_HEADER_TIMEOUT 10          //  seconds for a request's head
+#define CART_HTTP_IDLE_TIMEOUT   30          //  seconds of silence on a connection
+#define CART_HTTP_REPLY_MEMORY   (64u << 20) //  bytes of answers not yet read
 
 typedef struct {
     const char *host;   //  IPv4 address to listen on; NULL: 127.0.0.1
@@ -32,7 +39,31 @@ typedef struct {
     int deadline_ms;    //  per request; 0: CART_DEADLINE_MS
     bool verbose;
     const cart_curve_t *curve; //  CURVE keys to the broker; NULL: a plain bus
+    //  Limits against slow and hostile clients, given by cart_http_option;
+    //  0 in each: its default (above), -1: none
+    long per_client;
+    long header_timeout;
+    long idle_timeout;
+    uint64_t reply_memory; //  0: the default
 } cart_http_config_t;
+
+//  The limits as command-line options, shared by the programs that serve
+//  HTTP: entries for getopt_long's table, its short letters, and --help's
+//  lines.
+#define CART_HTTP_OPTIONS                                                                \
+    {"per-client", required_argument, NULL, 'P'},                                        \
+        {"header-timeout", required_argument, NULL, 'H'},                                \
+        {"idle-timeout", required_argument, NULL, 'I'},                                  \
+    {                                                                                    \
+        "reply-memory", required_argument, NULL, 'Y'                                     \
+    }
+#define CART_HTTP_SHORT "P:H:I:Y:"
+const char *cart_http_help (void);
+
+//  Applies option opt (its argument arg) to config. Returns 0, 1 when opt
+//  is not one of them, or -1 with *error set on a bad value.
+int cart_http_option (cart_http_config_t *config, int opt, const char *arg,
+                      const char **error);
 
 typedef struct _cart_http_t cart_http_t;
 

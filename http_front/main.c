@@ -18,11 +18,12 @@ s_help (FILE *out)
              "  --broker EP      the broker's frontend (default tcp://127.0.0.1:5555)\n"
              "  --threads N      server threads, sharing the port (default 2)\n"
              "  --deadline MS    per-request deadline (default %d)\n"
-             "%s"
+             "%s%s"
              "  --version        the program's version\n"
              "  --help           this text\n\n"
              "SIGINT or SIGTERM stops it.\n\n%s",
-             CART_DEADLINE_MS, cart_curve_client_help, cart_args_env_help);
+             CART_DEADLINE_MS, cart_http_help (), cart_curve_client_help,
+             cart_args_env_help);
 }
 
 int
@@ -35,6 +36,7 @@ main (int argc, char **argv)
                                             {"broker", required_argument, NULL, 'b'},
                                             {"threads", required_argument, NULL, 't'},
                                             {"deadline", required_argument, NULL, 'd'},
+                                            CART_HTTP_OPTIONS,
                                             {"cert", required_argument, NULL, 'c'},
                                             {"broker-key", required_argument, NULL, 'k'},
                                             {"version", no_argument, NULL, 'V'},
@@ -49,7 +51,15 @@ main (int argc, char **argv)
     }
     long number;
     int opt;
-    while ((opt = getopt_long (argc, argv, "l:a:b:t:d:c:k:Vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, "l:a:b:t:d:c:k:Vh" CART_HTTP_SHORT, options,
+                               NULL)) != -1) {
+        int limit = cart_http_option (&config, opt, optarg, &error);
+        if (limit == -1) {
+            fprintf (stderr, "http_front: %s\n", error);
+            return 2;
+        }
+        if (limit == 0)
+            continue;
         if (opt == 'l' && cart_args_number (optarg, 0, 65535, &number) == 0)
             config.port = (int)number;
         else if (opt == 'a')
