@@ -64,9 +64,14 @@ typedef struct {
     uint32_t next_free;
 } pending_t;
 
+typedef struct _handler_args_t handler_args_t;
+
 //  The state of one server thread, made by s_attach in that thread
 typedef struct {
     cart_client_t *client;
+    handler_args_t *args;
+    int index;     //  its place in args->up
+    int64_t up_at; //  when it next says whether its client is connected
     metrics_t *metrics;
     int deadline_ms;
     pending_t *pending;
@@ -76,12 +81,20 @@ typedef struct {
     cart_route_t route;
 } handler_t;
 
-typedef struct {
+//  What the server threads share
+struct _handler_args_t {
     const char *broker;
     int deadline_ms;
     metrics_t *metrics;
     const cart_curve_t *curve; //  NULL: a plain bus
-} handler_args_t;
+    int servers;
+    _Atomic int attached;         //  each thread takes the next index
+    _Atomic bool up[SERVERS_MAX]; //  each thread's client is connected
+};
+
+//  Each thread says at most this long after a change whether its client
+//  has a connection to the broker, for /healthz
+#define UP_CHECK_MS 10
 
 //  --------------------------------------------------------------------------
 //  Metrics
@@ -292,9 +305,10 @@ s_request (void *state, zhttp_server_connection_t *connection, const char *metho
     s_dispatch (self, connection, start_us);
 }
 
-//  /healthz: 200 when every shard is live, else 503; the body lists them.
+//  /healthz: 200 when every server thread can reach the broker and every
+//  shard is live, else 503; the body lists the shards.
 static int
-s_render_health (const cart_result_t *result, cart_buf_t *buf)
+s_render_health (handler_t *self, const cart_result_t *result, cart_buf_t *buf)
 {
     cart_stats_list_t list;
     cart_shard_stats_t entry;
@@ -302,6 +316,18 @@ s_render_health (const cart_result_t *result, cart_buf_t *buf)
     if (result->status != CART_OK ||
         cart_stats_decode (result->body, result->body_size, &list, &error)) {
         const char *message = "the broker did not answer; no shard can be reached";
+        cart_render_error (buf, 503, message, strlen (message));
+        return 503;
+    }
+    //  A thread whose connection is down answers 503 to its requests
+    int down = 0;
+    for (int i = 0; i < self->args->servers; i++)
+        down += !atomic_load_explicit (&self->args->up[i], memory_order_relaxed);
+    if (down) {
+        char message[128];
+        snprintf (message, sizeof (message),
+                  "%d of %d server threads have no connection to the broker yet", down,
+                  self->args->servers);
         cart_render_error (buf, 503, message, strlen (message));
         return 503;
     }
@@ -329,7 +355,7 @@ s_handle_result (handler_t *self, const cart_result_t *result)
     int status;
     const char *type = "application/json";
     if (pending->label == CART_LABEL_HEALTHZ)
-        status = s_render_health (result, &self->buf);
+        status = s_render_health (self, result, &self->buf);
     else if (pending->label == CART_LABEL_METRICS) {
         status = 200;
         type = "text/plain; version=0.0.4";
@@ -355,6 +381,9 @@ s_attach (void *arg)
     assert (self);
     self->metrics = args->metrics;
     self->deadline_ms = args->deadline_ms;
+    self->args = args;
+    self->index = atomic_fetch_add (&args->attached, 1);
+    assert (self->index < SERVERS_MAX);
     //  The endpoint was tried by cart_http_new: this cannot fail
     self->client = cart_client_new_curve (args->broker, args->curve, NULL);
     self->pending = (pending_t *)calloc (PENDING_MAX, sizeof (pending_t));
@@ -370,6 +399,17 @@ static void *
 s_socket (void *state, int *timeout_ms)
 {
     handler_t *self = (handler_t *)state;
+    int64_t now = zclock_mono ();
+    if (now >= self->up_at) {
+        self->up_at = now + UP_CHECK_MS;
+        atomic_store_explicit (&self->args->up[self->index],
+                               cart_client_connected (self->client),
+                               memory_order_relaxed);
+        //  Reading ZMQ_EVENTS may have taken the descriptor's wake-up for
+        //  replies: s_ready looks before the thread waits
+        *timeout_ms = 0;
+        return cart_client_handle (self->client);
+    }
     int timeout = cart_client_next_timeout (self->client);
     if (timeout >= 0 && (*timeout_ms < 0 || timeout < *timeout_ms))
         *timeout_ms = timeout;
@@ -598,13 +638,16 @@ cart_http_new (const cart_http_config_t *config, const char **error)
     cart_client_destroy (&probe);
     cart_http_t *self = (cart_http_t *)zmalloc (sizeof (cart_http_t));
     assert (self);
-    self->args = (handler_args_t){
-        config->broker, config->deadline_ms > 0 ? config->deadline_ms : CART_DEADLINE_MS,
-        &self->metrics, config->curve};
     const char *host = config->host ? config->host : "127.0.0.1";
     int servers = config->threads > 0 ? config->threads : 2;
     if (servers > SERVERS_MAX)
         servers = SERVERS_MAX;
+    self->args.broker = config->broker;
+    self->args.deadline_ms =
+        config->deadline_ms > 0 ? config->deadline_ms : CART_DEADLINE_MS;
+    self->args.metrics = &self->metrics;
+    self->args.curve = config->curve;
+    self->args.servers = servers;
     s_limits (config, servers, &self->limits);
     //  Answers of a few hundred KiB (a big cart) are made and freed at a high
     //  rate. Above a fixed threshold each is a mapping of its own, given back

@@ -161,6 +161,15 @@ cart_client_curve_state (cart_client_t *self)
     return self->state;
 }
 
+bool
+cart_client_connected (cart_client_t *self)
+{
+    //  With ZMQ_IMMEDIATE a DEALER has room to send only on a connection
+    //  whose handshake is done, on every transport (a monitor has no events
+    //  for inproc)
+    return zsock_events (self->dealer) & ZMQ_POLLOUT;
+}
+
 void
 cart_client_destroy (cart_client_t **self_p)
 {

@@ -98,6 +98,12 @@ zsock_t *cart_client_dealer (const char *endpoint, int hwm, bool immediate,
 
 //  What the client's handshakes with the broker came to (cart_curve.h).
 cart_curve_state_t cart_client_curve_state (cart_client_t *self);
+
+//  Whether a send to the broker would be taken now: the client has a
+//  connection whose handshake is done, with room. It reads the socket's
+//  ZMQ_EVENTS, which may take the wake-up of its descriptor: take the
+//  replies (cart_client_recv) before waiting on it again.
+bool cart_client_connected (cart_client_t *self);
 int cart_client_next_timeout (cart_client_t *self);
 
 //  Requests in flight.
