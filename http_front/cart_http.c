@@ -77,6 +77,7 @@ typedef struct {
     pending_t *pending;
     uint32_t free_head;
     int answered; //  responses sent since s_ready last returned
+    bool close;   //  the next response closes its connection
     cart_buf_t buf;
     cart_route_t route;
 } handler_t;
@@ -201,7 +202,7 @@ static int
 s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
            const char *content_type, const char *allow)
 {
-    const char *headers[7];
+    const char *headers[9];
     size_t n = 0;
     size_t len = self->buf.len;
     char *content = len ? cart_buf_take (&self->buf) : NULL;
@@ -217,14 +218,23 @@ s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
         headers[n++] = "Retry-After";
         headers[n++] = "1";
     }
+    if (self->close) {
+        headers[n++] = "Connection";
+        headers[n++] = "close";
+    }
     headers[n] = NULL;
     self->buf.len = 0;
-    if (!zhttp_server_reply (connection, (unsigned)status, headers, content, len))
-        return s_respond_error (
-            self, connection, 503,
-            "the server holds too many answers that slow clients have "
-            "not read yet; try again shortly",
-            NULL);
+    bool sent = zhttp_server_reply (connection, (unsigned)status, headers, content, len);
+    self->close = false;
+    if (!sent) {
+        //  Refused for memory: the connection then closes, so that what its
+        //  client pipelined behind this request is not worked on either
+        self->close = true;
+        return s_respond_error (self, connection, 503,
+                                "the server holds too many answers that slow clients "
+                                "have not read yet; try again shortly",
+                                NULL);
+    }
     self->answered++;
     return status;
 }

@@ -29,7 +29,7 @@
 #define CART_HTTP_PER_CLIENT     1024        //  connections per client address
 #define CART_HTTP_HEADER_TIMEOUT 10          //  seconds for a request's head
 #define CART_HTTP_IDLE_TIMEOUT   30          //  seconds of silence on a connection
-#define CART_HTTP_REPLY_MEMORY   (64u << 20) //  bytes of answers not yet read
+#define CART_HTTP_REPLY_MEMORY   (32u << 20) //  bytes of answers not yet read
 
 typedef struct {
     const char *host;   //  IPv4 address to listen on; NULL: 127.0.0.1
