@@ -528,8 +528,11 @@ cart_http_destroy (cart_http_t **self_p)
     *self_p = NULL;
 }
 
-//  Each server's share of the limits: MHD counts a client address's
-//  connections per server, and the kernel spreads them over the servers
+//  Each server's limits. MHD counts a client address's connections per
+//  server, and the kernel spreads them over the servers by a hash, so an
+//  even share would refuse some of a client that stays under the whole
+//  limit: each server allows the whole of it, and an address holds at most
+//  a quarter (by default) of each server's table
 static void
 s_limits (const cart_http_config_t *config, int servers, zhttp_server_limits_t *limits)
 {
@@ -540,8 +543,7 @@ s_limits (const cart_http_config_t *config, int servers, zhttp_server_limits_t *
     uint64_t memory =
         config->reply_memory ? config->reply_memory : CART_HTTP_REPLY_MEMORY;
     *limits = (zhttp_server_limits_t){
-        .per_ip_connections =
-            per_client > 0 ? (unsigned)((per_client + servers - 1) / servers) : 0,
+        .per_ip_connections = per_client > 0 ? (unsigned)per_client : 0,
         .header_timeout = header > 0 ? (unsigned)header : 0,
         .idle_timeout = idle > 0 ? (unsigned)idle : 0,
         .reply_bytes = (size_t)(memory / (uint64_t)servers)};
