@@ -555,8 +555,9 @@ cart_http_help (void)
     static char text[1024];
     snprintf (
         text, sizeof (text),
-        "  --per-client N   connections one client address may hold (default %d;\n"
-        "                   0: no limit, for a proxy that is the only client)\n"
+        "  --per-client N   connections one client address may hold on each server\n"
+        "                   thread (default %d; 0: no limit, for a proxy that is\n"
+        "                   the only client)\n"
         "  --header-timeout S\n"
         "                   seconds a request's line and headers may take, from\n"
         "                   the connection's start or its previous answer\n"
