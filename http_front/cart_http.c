@@ -40,8 +40,8 @@
 #define SERVERS_MAX 64
 
 //  HTTP statuses counted by metrics; the last entry counts any other
-static const int s_statuses[] = {200, 201, 204, 400, 404, 405,
-                                 409, 415, 500, 503, 504, 0};
+static const int s_statuses[] = {200, 201, 204, 400, 404, 405, 409, 413, 414,
+                                 415, 431, 500, 501, 503, 504, 505, 0};
 #define STATUSES (sizeof (s_statuses) / sizeof (s_statuses[0]))
 
 //  Latency buckets, in microseconds; one more bucket counts the rest
@@ -101,13 +101,19 @@ struct _handler_args_t {
 //  Metrics
 
 static void
-s_count (metrics_t *metrics, cart_label_t label, int status, int64_t start_us)
+s_count_status (metrics_t *metrics, cart_label_t label, int status)
 {
     size_t index = STATUSES - 1;
     for (size_t i = 0; i + 1 < STATUSES; i++)
         if (s_statuses[i] == status)
             index = i;
     atomic_fetch_add_explicit (&metrics->requests[label][index], 1, memory_order_relaxed);
+}
+
+static void
+s_count (metrics_t *metrics, cart_label_t label, int status, int64_t start_us)
+{
+    s_count_status (metrics, label, status);
     uint64_t elapsed = (uint64_t)(zclock_usecs () - start_us);
     size_t bucket = 0;
     while (bucket < BUCKETS && elapsed > s_buckets[bucket])
@@ -453,8 +459,17 @@ s_detach (void **state_p)
     *state_p = NULL;
 }
 
-static const zhttp_server_handler_t s_hooks = {s_attach, s_socket, s_ready, s_request,
-                                               s_detach};
+//  An answer zhttp made on its own, to a request never routed (no latency:
+//  its start is not known)
+static void
+s_error (void *state, unsigned int status)
+{
+    handler_t *self = (handler_t *)state;
+    s_count_status (self->metrics, CART_LABEL_INVALID, (int)status);
+}
+
+static const zhttp_server_handler_t s_hooks = {s_attach,  s_socket, s_ready,
+                                               s_request, s_detach, s_error};
 
 //  --------------------------------------------------------------------------
 //  getpid, read once

@@ -32,7 +32,7 @@ s_streq (const char *a, const char *b)
 }
 
 static const char *s_label_names[CART_LABELS] = {
-    "list", "add", "set", "remove", "checkout", "healthz", "metrics", "other"};
+    "list", "add", "set", "remove", "checkout", "healthz", "metrics", "other", "invalid"};
 
 const char *
 cart_route_label_name (cart_label_t label)

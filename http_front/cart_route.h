@@ -33,6 +33,7 @@ typedef enum {
     CART_LABEL_HEALTHZ,
     CART_LABEL_METRICS,
     CART_LABEL_OTHER,
+    CART_LABEL_INVALID, //  refused by the HTTP layer before routing
     CART_LABELS
 } cart_label_t;
 

@@ -125,8 +125,12 @@ def json_error_of(status, headers, body):
     return error
 
 
+refused = {}  # status: requests refused before any route, for /metrics
+
+
 def expect_error(port, name, raw, want):
     """raw is refused with status want, promptly, in JSON, connection closed."""
+    refused[want] = refused.get(want, 0) + 1
     got = exchange(port, raw, wait_close=True)
     if got is None:
         return
@@ -291,6 +295,19 @@ check(got is not None and got[0] == 201, f"chunked POST: {got and got[:3]}")
 got = exchange(port, b"GET /items/framing HTTP/1.0\r\n\r\n")
 check(got is not None and got[0] == 200 and b'"i3"' in got[2],
       f"HTTP/1.0 without Host: {got and got[:3]}")
+
+# Each refusal is counted in /metrics, under route="invalid" (the scan of
+# query sizes above adds some 414s and 431s of its own)
+got = exchange(port, request("GET", "/metrics"))
+counted = {}
+for line in (got[2].decode() if got else "").splitlines():
+    found = re.match(r'cart_http_requests_total\{route="invalid",status="(\d+)"\} (\d+)$', line)
+    if found:
+        counted[int(found.group(1))] = int(found.group(2))
+for status, count in sorted(refused.items()):
+    check(counted.get(status, 0) >= count,
+          f"/metrics counts {counted.get(status, 0)} refusals of {status}, at least "
+          f"{count} were made: {counted}")
 
 proc.terminate()
 try:

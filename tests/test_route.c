@@ -329,8 +329,8 @@ test_route_operations (void **state)
 static void
 test_route_label_names (void **state)
 {
-    const char *names[CART_LABELS] = {"list",     "add",     "set",     "remove",
-                                      "checkout", "healthz", "metrics", "other"};
+    const char *names[CART_LABELS] = {"list",    "add",     "set",   "remove", "checkout",
+                                      "healthz", "metrics", "other", "invalid"};
     for (int label = 0; label < CART_LABELS; label++)
         assert_string_equal (cart_route_label_name ((cart_label_t)label), names[label]);
     assert_string_equal (cart_route_label_name (CART_LABELS), "other");

@@ -810,6 +810,8 @@ typedef struct {
     _Atomic int wrong_thread; //  hooks run outside their attach's thread
     _Atomic int served[2];    //  requests answered by state 0 and 1
     _Atomic int held_at_stop; //  requests detach left to the server
+    _Atomic int refused;      //  answers the server made on its own
+    _Atomic int last_refused; //  the status of the last
 } hook_arg_t;
 
 typedef struct {
@@ -919,8 +921,18 @@ s_hook_detach (void **state_p)
     *state_p = NULL;
 }
 
-static const zhttp_server_handler_t s_hooks = {s_hook_attach, s_hook_socket, s_hook_ready,
-                                               s_hook_request, s_hook_detach};
+static void
+s_hook_error (void *state, unsigned int status)
+{
+    hook_state_t *self = (hook_state_t *)state;
+    s_hook_check_thread (self);
+    self->arg->refused++;
+    self->arg->last_refused = (int)status;
+}
+
+static const zhttp_server_handler_t s_hooks = {s_hook_attach, s_hook_socket,
+                                               s_hook_ready,  s_hook_request,
+                                               s_hook_detach, s_hook_error};
 
 static zhttp_server_t *
 s_hook_server_new (hook_arg_t *arg, int port, bool reuse_port,
@@ -985,6 +997,18 @@ test_handler_now_and_later (void **state)
     assert_int_equal (s_client_recv (third, &reply), 0);
     assert_int_equal (reply.status, 413);
     s_reply_free (&reply);
+    //  ... and is told to the error hook, before it is sent
+    assert_int_equal (arg.refused, 1);
+    assert_int_equal (arg.last_refused, 413);
+    //  So is what libmicrohttpd refuses itself: HTTP/1.1 without Host
+    client_t *hostless = s_client_new (port);
+    s_client_sendf (hostless, "GET /now/x HTTP/1.1\r\n\r\n");
+    assert_int_equal (s_client_recv (hostless, &reply), 0);
+    assert_int_equal (reply.status, 400);
+    s_reply_free (&reply);
+    s_client_destroy (&hostless);
+    assert_int_equal (arg.refused, 2);
+    assert_int_equal (arg.last_refused, 400);
 
     //  The held ones are answered from the ready hook, on the same connections
     zstr_send (control, "RELEASE");
