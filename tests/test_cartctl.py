@@ -2,28 +2,14 @@
 """cartctl against independent computations in Python: hash_key with
 hashlib, the owning shard with the published jump consistent hash, and the
 command line's errors. Usage: test_cartctl.py PATH/TO/cartctl"""
-import hashlib
 import random
 import subprocess
 import sys
 
+from cart_shards import hash_key, jump
+
 CARTCTL = sys.argv[1]
 failures = 0
-
-
-def hash_key(text):
-    digest = hashlib.sha1(text.encode("utf-8")).digest()
-    return int.from_bytes(digest, "big") % 2**63
-
-
-def jump(key, buckets):
-    """Lamping and Veach's algorithm, written from the paper in Python."""
-    b, j = -1, 0
-    while j < buckets:
-        b = j
-        key = (key * 2862933555777941757 + 1) % 2**64
-        j = int((b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
-    return b
 
 
 def run(*args):

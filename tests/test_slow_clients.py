@@ -35,7 +35,6 @@ BIN_DIR: the build's programs (default: $CART_BIN_DIR, else build/bin of
 this checkout); CASE: slowloris, idle, unread or healthz (default: all)."""
 import ctypes
 import errno
-import hashlib
 import heapq
 import json
 import os
@@ -48,6 +47,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from cart_shards import hash_key, jump
 
 T0 = time.monotonic()
 HOST = "127.0.0.1"             # where the servers listen
@@ -1013,22 +1014,6 @@ def case_unread_answers():
             flood.close_all()
         loop.close()
         server.kill()
-
-
-def hash_key(text):
-    """API.md's hash_key: SHA-1, big-endian, modulo 2^63."""
-    return int.from_bytes(hashlib.sha1(text.encode()).digest(), "big") % 2**63
-
-
-def jump(key, buckets):
-    """The shard of KEY: Lamping and Veach's jump consistent hash (as
-    proto/cart_ring.c and tests/test_cartctl.py)."""
-    b, j = -1, 0
-    while j < buckets:
-        b = j
-        key = (key * 2862933555777941757 + 1) % 2**64
-        j = int((b + 1) * (float(1 << 31) / float((key >> 33) + 1)))
-    return b
 
 
 def free_ports(count):
