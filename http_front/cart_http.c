@@ -200,8 +200,7 @@ static int s_respond_error (handler_t *self, zhttp_server_connection_t *connecti
                             int status, const char *message, const char *allow);
 
 //  Sends the response in self->buf (empty: no body) for a connection;
-//  returns the status sent, 503 when the server held too many answers
-//  that their clients had not read to take a large one more.
+//  returns its status.
 static int
 s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
            const char *content_type, const char *allow)
@@ -228,17 +227,8 @@ s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
     }
     headers[n] = NULL;
     self->buf.len = 0;
-    bool sent = zhttp_server_reply (connection, (unsigned)status, headers, content, len);
+    zhttp_server_reply (connection, (unsigned)status, headers, content, len);
     self->close = false;
-    if (!sent) {
-        //  Refused for memory: the connection then closes, so that what its
-        //  client pipelined behind this request is not worked on either
-        self->close = true;
-        return s_respond_error (self, connection, 503,
-                                "the server holds too many answers that slow clients "
-                                "have not read yet; try again shortly",
-                                NULL);
-    }
     self->answered++;
     return status;
 }
@@ -379,7 +369,19 @@ s_handle_result (handler_t *self, const cart_result_t *result)
     } else
         status = cart_render_reply (pending->op, result->status, result->body,
                                     result->body_size, &self->buf);
-    status = s_respond (self, pending->connection, status, type, NULL);
+    //  A read's answer waits for no memory that slow clients hold: it is
+    //  replaced, and the connection closed so that what its client pipelined
+    //  is not worked on either. A write's has changed the cart: it goes out
+    if (pending->label != CART_LABEL_ADD && pending->label != CART_LABEL_SET &&
+        pending->label != CART_LABEL_REMOVE && pending->label != CART_LABEL_CHECKOUT &&
+        !zhttp_server_reply_fits (pending->connection, self->buf.len)) {
+        self->close = true;
+        status = s_respond_error (self, pending->connection, 503,
+                                  "the server holds too many answers that slow clients "
+                                  "have not read yet; try again shortly",
+                                  NULL);
+    } else
+        status = s_respond (self, pending->connection, status, type, NULL);
     s_count (self->metrics, pending->label, status, pending->start_us);
     s_pending_free (self, pending);
 }
@@ -443,12 +445,18 @@ s_ready (void *state)
     return self->answered;
 }
 
-//  At shutdown; zhttp answers the requests still in flight (503) before
-//  it closes their connections
+//  At shutdown. A request in flight may have changed its cart already: it
+//  gets its real answer, or 504 at its deadline (the outcome unknown), not
+//  a 503 that would say nothing changed; so this waits for each, at most
+//  the deadline. zhttp answers 503 to any left (the wait interrupted)
 static void
 s_detach (void **state_p)
 {
     handler_t *self = (handler_t *)*state_p;
+    cart_result_t result;
+    while (cart_client_pending (self->client) > 0 &&
+           cart_client_recv (self->client, &result, -1) == 1)
+        s_handle_result (self, &result);
     cart_client_destroy (&self->client);
     cart_buf_free (&self->buf);
     free (self->pending);
@@ -528,14 +536,15 @@ cart_http_help (void)
         "                   thread (default %d; 0: no limit, for a proxy that is\n"
         "                   the only client)\n"
         "  --header-timeout S\n"
-        "                   seconds a request's line and headers may take, from\n"
+        "                   seconds a request (line, headers, body) may take, from\n"
         "                   the connection's start or its previous answer\n"
         "                   (default %d; 0: none); an idle keep-alive connection\n"
         "                   closes then too\n"
         "  --idle-timeout S seconds a connection may stay silent (default %d; 0: none)\n"
         "  --reply-memory SIZE\n"
         "                   memory for answers that clients have not read yet (k,\n"
-        "                   m, g; default %um); past it, large answers are 503\n",
+        "                   m, g; default %um); past it, large answers to reads are "
+        "503\n",
         CART_HTTP_PER_CLIENT, CART_HTTP_HEADER_TIMEOUT, CART_HTTP_IDLE_TIMEOUT,
         CART_HTTP_REPLY_MEMORY >> 20);
     return text;

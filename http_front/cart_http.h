@@ -27,7 +27,7 @@
 
 //  The defaults of the limits against slow and hostile clients
 #define CART_HTTP_PER_CLIENT     1024        //  connections per client address and thread
-#define CART_HTTP_HEADER_TIMEOUT 10          //  seconds for a request's head
+#define CART_HTTP_HEADER_TIMEOUT 10          //  seconds for a whole request
 #define CART_HTTP_IDLE_TIMEOUT   30          //  seconds of silence on a connection
 #define CART_HTTP_REPLY_MEMORY   (32u << 20) //  bytes of answers not yet read
 
