@@ -522,11 +522,27 @@ s_operations_route (const char *method, const segment_t *segment, cart_route_t *
     return route->kind;
 }
 
+//  The path of a request target in absolute form ("http://host/path"),
+//  which a server must accept (RFC 9112 section 3.2.2); other targets as
+//  they are
+static const char *
+s_origin_form (const char *target)
+{
+    size_t scheme = strncasecmp (target, "http://", 7) == 0    ? 7
+                    : strncasecmp (target, "https://", 8) == 0 ? 8
+                                                               : 0;
+    if (!scheme)
+        return target;
+    const char *path = strchr (target + scheme, '/');
+    return path ? path : "/";
+}
+
 cart_route_kind_t
 cart_route_map (const char *method, const char *path, const char *content_type,
                 const char *body, size_t body_size, cart_route_t *route)
 {
     memset (route, 0, offsetof (cart_route_t, message));
+    path = s_origin_form (path);
     route->message[0] = 0;
     route->label = CART_LABEL_OTHER;
     segment_t segments[SEGMENTS_MAX];

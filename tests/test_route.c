@@ -201,6 +201,22 @@ test_route_list (void **state)
     assert_string_equal (cart_route_label_name (s_route.label), "list");
 }
 
+//  A target in absolute form routes on its path; an authority alone is "/"
+static void
+test_route_absolute_form (void **state)
+{
+    assert_int_equal (s_map ("GET", "http://shop.example/items/jea-265", NULL, NULL),
+                      CART_ROUTE_CART);
+    assert_int_equal (s_route.label, CART_LABEL_LIST);
+    assert_true (s_bytes_are (s_route.req.customer, s_route.req.customer_len, "jea-265"));
+    assert_int_equal (s_map ("DELETE", "HTTPS://x:8080/item/a/b", NULL, NULL),
+                      CART_ROUTE_CART);
+    assert_int_equal (s_route.label, CART_LABEL_REMOVE);
+    assert_int_equal (s_map ("GET", "http://shop.example", NULL, NULL), CART_ROUTE_ERROR);
+    assert_int_equal (s_route.status, 404);
+    assert_int_equal (s_map ("GET", "ftp://x/items/c", NULL, NULL), CART_ROUTE_ERROR);
+}
+
 static void
 test_route_add (void **state)
 {
@@ -1982,6 +1998,7 @@ main (void)
         cmocka_unit_test_setup (test_route_checkout, s_setup),
         cmocka_unit_test_setup (test_route_operations, s_setup),
         cmocka_unit_test_setup (test_route_label_names, s_setup),
+        cmocka_unit_test_setup (test_route_absolute_form, s_setup),
         cmocka_unit_test_setup (test_route_405_allow, s_setup),
         cmocka_unit_test_setup (test_route_404, s_setup),
         cmocka_unit_test_setup (test_route_query_ignored, s_setup),
