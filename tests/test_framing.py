@@ -197,6 +197,8 @@ cases = [
      b"GET /items/framing HTTP/1.1\r\nHost: localhost\r\nX-A: a\r\n\tb\r\n\r\n"),
     ("a header name with a control byte",
      b"GET /items/framing HTTP/1.1\r\nHost: localhost\r\nContent-Length\x0b: 5\r\n\r\n"),
+    ("two Content-Types (read the first here, maybe the last by a proxy)",
+     POST + b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(ITEM) + ITEM),
     ("an empty header name",
      b"GET /items/framing HTTP/1.1\r\nHost: localhost\r\n: v\r\n\r\n"),
     ("whitespace before a header's colon",
