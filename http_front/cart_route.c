@@ -499,7 +499,9 @@ s_cart_route (const method_t *method, const segment_t *segments, int n,
         req->item.id_len = (size_t)len;
     }
     if (size > 0 && content_type && !s_is_json_type (content_type))
-        return s_fail (route, 415, "a request body must be application/json, not '%.64s'",
+        return s_fail (route, 415,
+                       "a request body must be application/json, not '%.64s' (with curl: "
+                       "-H 'Content-Type: application/json', or --json)",
                        content_type);
     route->kind = CART_ROUTE_CART;
     if (req->op == CART_OP_ADD)
@@ -542,9 +544,14 @@ cart_route_map (const char *method, const char *path, const char *content_type,
                 const char *body, size_t body_size, cart_route_t *route)
 {
     memset (route, 0, offsetof (cart_route_t, message));
-    path = s_origin_form (path);
     route->message[0] = 0;
     route->label = CART_LABEL_OTHER;
+    path = s_origin_form (path);
+    //  "/items/c/" would split into the legacy add route with an empty item
+    size_t length = strlen (path);
+    if (length > 1 && path[length - 1] == '/')
+        return s_fail (route, 404, "no such route: a path does not end with '/' (%.*s)",
+                       (int)(length > 160 ? 160 : length - 1), path);
     segment_t segments[SEGMENTS_MAX];
     int n = s_split (path, segments);
     if (n < 0)

@@ -672,7 +672,31 @@ test_content_type_415 (void **state)
         s_expect_error ("GET", "/items/c", types[t], "hello", 415);
         s_expect_error ("DELETE", "/item/c/i", types[t], "hello", 415);
     }
+    //  The message says how to send JSON with curl
+    assert_int_equal (s_map ("POST", "/item/c/i", "application/x-www-form-urlencoded",
+                             "offeredPrice=1"),
+                      CART_ROUTE_ERROR);
+    assert_non_null (strstr (s_route.message, "-H 'Content-Type: application/json'"));
+    assert_non_null (strstr (s_route.message, "--json"));
     s_checks_done ();
+}
+
+//  A trailing slash is no route, whatever the method: "/items/c/" is not
+//  the legacy add route with an empty item
+static void
+test_trailing_slash (void **state)
+{
+    const char *methods[] = {"GET", "POST", "PUT", "DELETE"};
+    for (size_t m = 0; m < 4; m++) {
+        assert_int_equal (s_map (methods[m], "/items/c/", NULL, NULL), CART_ROUTE_ERROR);
+        assert_int_equal (s_route.status, 404);
+        assert_non_null (strstr (s_route.message, "does not end with '/'"));
+        assert_int_equal (s_map (methods[m], "/item/c/i/", NULL, NULL), CART_ROUTE_ERROR);
+        assert_int_equal (s_route.status, 404);
+    }
+    assert_int_equal (s_map ("GET", "/healthz/", NULL, NULL), CART_ROUTE_ERROR);
+    assert_int_equal (s_route.status, 404);
+    assert_int_equal (s_map ("GET", "/items/c", NULL, NULL), CART_ROUTE_CART);
 }
 
 static void
@@ -1999,6 +2023,7 @@ main (void)
         cmocka_unit_test_setup (test_route_operations, s_setup),
         cmocka_unit_test_setup (test_route_label_names, s_setup),
         cmocka_unit_test_setup (test_route_absolute_form, s_setup),
+        cmocka_unit_test_setup (test_trailing_slash, s_setup),
         cmocka_unit_test_setup (test_route_405_allow, s_setup),
         cmocka_unit_test_setup (test_route_404, s_setup),
         cmocka_unit_test_setup (test_route_query_ignored, s_setup),
