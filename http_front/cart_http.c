@@ -196,9 +196,6 @@ s_render_shards (const cart_result_t *result, cart_buf_t *buf)
 //  --------------------------------------------------------------------------
 //  Responses
 
-static int s_respond_error (handler_t *self, zhttp_server_connection_t *connection,
-                            int status, const char *message, const char *allow);
-
 //  Sends the response in self->buf (empty: no body) for a connection;
 //  returns its status.
 static int
@@ -372,9 +369,10 @@ s_handle_result (handler_t *self, const cart_result_t *result)
     //  A read's answer waits for no memory that slow clients hold: it is
     //  replaced, and the connection closed so that what its client pipelined
     //  is not worked on either. A write's has changed the cart: it goes out
-    if (pending->label != CART_LABEL_ADD && pending->label != CART_LABEL_SET &&
-        pending->label != CART_LABEL_REMOVE && pending->label != CART_LABEL_CHECKOUT &&
-        !zhttp_server_reply_fits (pending->connection, self->buf.len)) {
+    bool read = pending->label == CART_LABEL_LIST ||
+                pending->label == CART_LABEL_HEALTHZ ||
+                pending->label == CART_LABEL_METRICS;
+    if (read && !zhttp_server_reply_fits (pending->connection, self->buf.len)) {
         self->close = true;
         status = s_respond_error (self, pending->connection, 503,
                                   "the server holds too many answers that slow clients "

@@ -797,6 +797,22 @@ def expect_served_now(port, path="/items/good-before"):
 
 # --- the cases -----------------------------------------------------------------
 
+def expect_held(flood, count, per_client, what, bound=None, limit=""):
+    """Of FLOOD's COUNT connections from one address, at most --per-client
+    PER_CLIENT on each server thread were held (not closed within AT_ONCE s
+    of connecting); with BOUND, each held one was closed within BOUND s of
+    its start (LIMIT says which)."""
+    held = flood.held()
+    expect(len(held) <= per_client * THREADS,
+           f"{what}: {len(held)} of {count} connections from one address were held (not "
+           f"closed within {AT_ONCE} s of connecting), more than --per-client {per_client} "
+           f"on each of {THREADS} server threads")
+    if bound is not None:
+        late = [c for c in held if c.closed is None or c.closed - c.started > bound]
+        expect(not late, f"{what}: {len(late)} of the {len(held)} held connections were not "
+                         f"closed by the server within {limit} of connecting")
+
+
 def case_slowloris(name="slowloris", what="head",
                    first=b"GET /items/x HTTP/1.1\r\nHost: t\r\n"):
     """4,100 connections from ATTACKER each trickling a request head a byte a
@@ -820,16 +836,8 @@ def case_slowloris(name="slowloris", what="head",
         log(f"{name}: {good.summary()}")
         server.expect_running(f"the {name}")
         good.expect_served(f"the {name}")
-        held = flood.held()
-        expect(len(held) <= per_client * THREADS,
-               f"{len(held)} of the attacker's {count} connections from one address were "
-               f"held (not closed within {AT_ONCE} s of connecting), more than "
-               f"--per-client {per_client} on each of {THREADS} server threads")
-        bound = header_timeout + 2
-        late = [c for c in held if c.closed is None or c.closed - c.started > bound]
-        expect(not late, f"{len(late)} of the {len(held)} held attacker connections, whose "
-                         f"request {what} never ended, were not closed by the server within "
-                         f"--header-timeout {header_timeout} + 2 s of connecting")
+        expect_held(flood, count, per_client, f"the {name} (its request {what} never ends)",
+                    header_timeout + 2, f"--header-timeout {header_timeout} + 2 s")
     finally:
         flood.close_all()
         loop.close()
@@ -885,10 +893,7 @@ def case_idle_flood():
         log(f"idle flood: {good.summary()}")
         server.expect_running("the idle flood")
         good.expect_served("the idle flood")
-        held = flood.held()
-        expect(len(held) <= per_client * THREADS,
-               f"{len(held)} of {count} idle connections from one address were held, "
-               f"more than --per-client {per_client} on each of {THREADS} server threads")
+        expect_held(flood, count, per_client, "the idle flood")
     finally:
         server.kill()
 
@@ -902,14 +907,8 @@ def case_idle_flood():
         log(f"idle flood, --idle-timeout {idle_timeout}: {good.summary()}")
         server.expect_running("the idle flood")
         good.expect_served(f"the idle flood with --idle-timeout {idle_timeout}")
-        held = flood.held()
-        expect(len(held) <= per_client * THREADS,
-               f"with --idle-timeout {idle_timeout}, {len(held)} of {count} idle connections "
-               f"from one address were held, more than --per-client {per_client} on each of "
-                   f"{THREADS} server threads")
-        late = [c for c in held if c.closed is None or c.closed - c.started > bound]
-        expect(not late, f"{len(late)} of the {len(held)} held idle connections were not "
-                         f"closed within --idle-timeout {idle_timeout} + 2 s of connecting")
+        expect_held(flood, count, per_client, f"the idle flood with --idle-timeout "
+                    f"{idle_timeout}", bound, f"--idle-timeout {idle_timeout} + 2 s")
         expect(kept.response is not None and kept.response.status == 200,
                f"the keep-alive request from {GOOD}: {kept.error or kept.response}")
         expect(kept.closed is not None and kept.closed - kept.done <= bound,
