@@ -30,6 +30,7 @@
 #include "cart_args.h"
 #include "cart_client.h"
 #include "cart_hash.h"
+#include "cart_openapi.h"
 #include "cart_render.h"
 #include "cart_route.h"
 
@@ -315,6 +316,24 @@ s_dispatch (handler_t *self, zhttp_server_connection_t *connection, int64_t star
     }
 }
 
+//  GET /openapi.json, from the copy built in: no trip to the broker. A
+//  read, so its answer (tens of KiB) waits for no memory that slow clients
+//  hold, as a cart's does not
+static int
+s_respond_openapi (handler_t *self, zhttp_server_connection_t *connection)
+{
+    if (!zhttp_server_reply_fits (connection, cart_openapi_json_size)) {
+        self->close = true;
+        return s_respond_error (self, connection, 503,
+                                "the server holds too many answers that slow clients "
+                                "have not read yet; try again shortly",
+                                NULL);
+    }
+    self->buf.len = 0;
+    cart_buf_append (&self->buf, (const char *)cart_openapi_json, cart_openapi_json_size);
+    return s_respond (self, connection, 200, "application/json", NULL);
+}
+
 //  zhttp's request hook: a whole request, in the server's thread
 static void
 s_request (void *state, zhttp_server_connection_t *connection, const char *method,
@@ -331,6 +350,11 @@ s_request (void *state, zhttp_server_connection_t *connection, const char *metho
     if (route->kind == CART_ROUTE_ERROR) {
         s_respond_error (self, connection, route->status, route->message, route->allow);
         s_count (self->metrics, route->label, route->status, start_us);
+        return;
+    }
+    if (route->kind == CART_ROUTE_OPENAPI) {
+        s_count (self->metrics, route->label, s_respond_openapi (self, connection),
+                 start_us);
         return;
     }
     s_dispatch (self, connection, start_us);

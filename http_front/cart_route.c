@@ -31,8 +31,11 @@ s_streq (const char *a, const char *b)
     return strcmp (a, b) == 0;
 }
 
-static const char *s_label_names[CART_LABELS] = {
-    "list", "add", "set", "remove", "checkout", "healthz", "metrics", "other", "invalid"};
+static const char *s_label_names[] = {"list",     "add",     "set",     "remove",
+                                      "checkout", "healthz", "metrics", "openapi",
+                                      "other",    "invalid"};
+_Static_assert(sizeof (s_label_names) / sizeof (s_label_names[0]) == CART_LABELS,
+               "every metrics label has its name");
 
 const char *
 cart_route_label_name (cart_label_t label)
@@ -511,16 +514,39 @@ s_cart_route (const method_t *method, const segment_t *segments, int n,
     return CART_ROUTE_CART;
 }
 
-static cart_route_kind_t
-s_operations_route (const char *method, const segment_t *segment, cart_route_t *route)
+//  The paths of one segment, each allowing GET only
+typedef struct {
+    const char *name;
+    cart_route_kind_t kind;
+    cart_label_t label;
+} operations_path_t;
+
+static const operations_path_t s_operations[] = {
+    {"healthz", CART_ROUTE_HEALTHZ, CART_LABEL_HEALTHZ},
+    {"metrics", CART_ROUTE_METRICS, CART_LABEL_METRICS},
+    {"openapi.json", CART_ROUTE_OPENAPI, CART_LABEL_OPENAPI},
+};
+
+//  The operations path a one-segment path names, or NULL
+static const operations_path_t *
+s_operations_path (const segment_t *segment)
 {
-    bool healthz = s_segment_is (segment, "healthz");
-    route->label = healthz ? CART_LABEL_HEALTHZ : CART_LABEL_METRICS;
+    for (size_t i = 0; i < sizeof (s_operations) / sizeof (s_operations[0]); i++)
+        if (s_segment_is (segment, s_operations[i].name))
+            return &s_operations[i];
+    return NULL;
+}
+
+static cart_route_kind_t
+s_operations_route (const char *method, const operations_path_t *path,
+                    cart_route_t *route)
+{
+    route->label = path->label;
     if (!s_streq (method, "GET")) {
         route->allow = "GET";
         return s_fail (route, 405, "this path allows only GET");
     }
-    route->kind = healthz ? CART_ROUTE_HEALTHZ : CART_ROUTE_METRICS;
+    route->kind = path->kind;
     return route->kind;
 }
 
@@ -556,9 +582,10 @@ cart_route_map (const char *method, const char *path, const char *content_type,
     int n = s_split (path, segments);
     if (n < 0)
         return s_fail (route, 404, "no such route");
-    if (n == 1 && (s_segment_is (&segments[0], "healthz") ||
-                   s_segment_is (&segments[0], "metrics")))
-        return s_operations_route (method, &segments[0], route);
+    const operations_path_t *operations =
+        n == 1 ? s_operations_path (&segments[0]) : NULL;
+    if (operations)
+        return s_operations_route (method, operations, route);
     for (size_t s = 0; s < sizeof (s_shapes) / sizeof (s_shapes[0]); s++) {
         const shape_t *shape = &s_shapes[s];
         if (shape->segments != n || !s_segment_is (&segments[0], shape->first))

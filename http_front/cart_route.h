@@ -20,7 +20,8 @@ typedef enum {
     CART_ROUTE_ERROR,   //  answer with status and message now
     CART_ROUTE_CART,    //  a cart operation: send req to its shard
     CART_ROUTE_HEALTHZ, //  GET /healthz
-    CART_ROUTE_METRICS  //  GET /metrics
+    CART_ROUTE_METRICS, //  GET /metrics
+    CART_ROUTE_OPENAPI  //  GET /openapi.json: the API's description
 } cart_route_kind_t;
 
 //  Labels for metrics, one per endpoint
@@ -32,6 +33,7 @@ typedef enum {
     CART_LABEL_CHECKOUT,
     CART_LABEL_HEALTHZ,
     CART_LABEL_METRICS,
+    CART_LABEL_OPENAPI,
     CART_LABEL_OTHER,
     CART_LABEL_INVALID, //  refused by the HTTP layer before routing
     CART_LABELS
