@@ -297,6 +297,18 @@ s_run_match (run_t *run, cart_outcome_t *outcome)
     return false;
 }
 
+//  The cart's version after a change: the change count, or 0 when the
+//  change removed the cart (a checkout, its last item removed), as a GET
+//  would then say.
+static uint64_t
+s_version_after (run_t *run)
+{
+    cart_view_t view;
+    const cart_request_t *req = run->req;
+    cart_partition_get (run->part, run->key, req->customer, req->customer_len, &view);
+    return view.version;
+}
+
 void
 cart_apply_run (cart_partition_t *part, const cart_request_t *req, uint64_t key,
                 const cart_context_t *context, msgpack_sbuffer *out,
@@ -319,7 +331,7 @@ cart_apply_run (cart_partition_t *part, const cart_request_t *req, uint64_t key,
     size_t start = out->size;
     outcome->status = s_runs[req->op](&run);
     outcome->changed = cart_apply_changed (req, outcome->status);
-    outcome->version = outcome->changed ? cart_partition_changes (part) : run.version;
+    outcome->version = outcome->changed ? s_version_after (&run) : run.version;
     if (keyed && outcome->changed) {
         cart_idem_entry_t entry = {.fingerprint = fingerprint,
                                    .status = (uint16_t)outcome->status,

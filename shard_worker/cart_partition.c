@@ -102,6 +102,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <time.h>
 
 //  An item record: a fixed header, then the id bytes, then the expiry
 //  bytes. Multi-byte fields are little-endian and need no alignment.
@@ -754,6 +755,7 @@ cart_partition_new (void)
     self->tab[0] = s_table_new (self, TABLE_MIN);
     memset (self->tab[0].slots, 0, s_table_size (&self->tab[0]));
     self->idem = cart_idem_new ();
+    self->now = (uint32_t)time (NULL);
     return self;
 }
 

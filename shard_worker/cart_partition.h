@@ -108,7 +108,10 @@ bool cart_partition_next (cart_partition_t *self, size_t *cursor, cart_view_t *v
 
 //  The clock that changed carts are stamped with, in seconds since the
 //  epoch (a worker sets its own before each request; a replay, the time
-//  the record says).
+//  the record says). A new partition's clock starts at the time it is
+//  made: what a log or snapshot without times (version 1) says was
+//  changed is taken as changed then, by the worker and by a compaction
+//  alike, never as changed in 1970 (and so expired at once).
 void cart_partition_set_now (cart_partition_t *self, uint32_t now);
 
 //  The change count: the version of the latest change.

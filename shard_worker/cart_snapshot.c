@@ -282,6 +282,10 @@ s_load_cart (load_t *self, const uint8_t *data, size_t size)
 static int
 s_load_key (load_t *self, const uint8_t *data, size_t size)
 {
+    if (size < KEY_PREFIX) {
+        self->why = "an idempotency key's record is malformed";
+        return s_refuse (self);
+    }
     cart_idem_entry_t entry = {.status = (uint16_t)cart_get_be (data + 1, 2),
                                .version = cart_get_be (data + 3, 8),
                                .fingerprint = cart_get_be (data + 11, 8),
@@ -298,7 +302,7 @@ s_load_key (load_t *self, const uint8_t *data, size_t size)
         key = (const char *)data + at + 1;
         at += 1 + key_len;
     }
-    if (size < KEY_PREFIX || size < at || !cart_id_valid (customer, customer_len) ||
+    if (size < at || !cart_id_valid (customer, customer_len) ||
         !cart_idem_valid (key, key_len) || !cart_status_known (entry.status) ||
         size - at > CART_IDEM_BYTES_PER_CART) {
         self->why = "an idempotency key's record is malformed";

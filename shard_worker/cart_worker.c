@@ -223,9 +223,6 @@ s_own_shards (self_t *self, const cart_worker_config_t *config, const char **err
         self->slot_of[shard] = (int32_t)i;
         self->shards[i] = shard;
         self->partitions[i] = cart_partition_new ();
-        //  What a log or snapshot older than carts' times says was changed
-        //  is taken as changed now
-        cart_partition_set_now (self->partitions[i], (uint32_t)s_now ());
     }
     self->expired = (uint64_t *)calloc (config->n_shards, sizeof (uint64_t));
     self->sweep_at = (size_t *)calloc (config->n_shards, sizeof (size_t));

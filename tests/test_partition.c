@@ -1487,6 +1487,458 @@ test_memory_per_item (void **state)
     cart_partition_destroy (&p);
 }
 
+//  --------------------------------------------------------------------------
+//  Versions: the change count, carts' versions and times
+
+//  The cart's version (0: none) and time.
+static uint64_t
+s_version (cart_partition_t *p, uint64_t key, const char *customer, uint32_t *touched)
+{
+    cart_view_t view;
+    cart_partition_get (p, key, customer, strlen (customer), &view);
+    if (touched)
+        *touched = view.touched;
+    return view.version;
+}
+
+//  Each successful change counts one, and stamps its cart with the count
+//  and the clock; other carts keep theirs.
+static void
+test_versions_count_changes (void **state)
+{
+    (void)state;
+    cart_partition_t *p = cart_partition_new ();
+    cart_partition_set_now (p, 1000);
+    assert_int_equal (cart_partition_changes (p), 0);
+    uint32_t touched;
+    assert_int_equal (s_version (p, 1, "ann", &touched), 0);
+    assert_int_equal (s_add (p, 1, "ann", s_item ("A", 1, 10, false, NULL), NULL),
+                      CART_CREATED);
+    assert_int_equal (cart_partition_changes (p), 1);
+    assert_int_equal (s_version (p, 1, "ann", &touched), 1);
+    assert_int_equal (touched, 1000);
+    cart_partition_set_now (p, 1010);
+    assert_int_equal (s_add (p, 1, "ann", s_item ("A", 2, 10, false, NULL), NULL),
+                      CART_OK); //  merged
+    assert_int_equal (s_version (p, 1, "ann", &touched), 2);
+    assert_int_equal (touched, 1010);
+    cart_partition_set_now (p, 1020);
+    assert_int_equal (s_set (p, 1, "ann", "A", 7, NULL), CART_OK);
+    assert_int_equal (s_version (p, 1, "ann", &touched), 3);
+    assert_int_equal (touched, 1020);
+    assert_int_equal (s_add (p, 1, "ann", s_item ("B", 1, 10, false, NULL), NULL),
+                      CART_CREATED);
+    assert_int_equal (s_version (p, 1, "ann", NULL), 4);
+    cart_partition_set_now (p, 1030);
+    assert_int_equal (s_remove (p, 1, "ann", "B"), CART_DELETED);
+    assert_int_equal (s_version (p, 1, "ann", &touched), 5);
+    assert_int_equal (touched, 1030);
+    //  Another cart's change leaves ann's version and time
+    cart_partition_set_now (p, 2000);
+    assert_int_equal (s_add (p, 2, "bob", s_item ("A", 1, 10, false, NULL), NULL),
+                      CART_CREATED);
+    assert_int_equal (cart_partition_changes (p), 6);
+    assert_int_equal (s_version (p, 2, "bob", &touched), 6);
+    assert_int_equal (touched, 2000);
+    assert_int_equal (s_version (p, 1, "ann", &touched), 5);
+    assert_int_equal (touched, 1030);
+    //  A get, a walk and the clock change nothing
+    cart_partition_set_now (p, 3000);
+    size_t cursor = 0, seen = 0;
+    cart_view_t view;
+    uint64_t key;
+    while (cart_partition_next (p, &cursor, &view, &key)) {
+        assert_int_equal (view.version, key == 1 ? 5 : 6);
+        assert_int_equal (view.touched, key == 1 ? 1030 : 2000);
+        seen++;
+    }
+    assert_int_equal (seen, 2);
+    assert_int_equal (cart_partition_changes (p), 6);
+    //  A drop counts one too
+    assert_int_equal (s_drop (p, 2, "bob"), CART_DELETED);
+    assert_int_equal (cart_partition_changes (p), 7);
+    assert_int_equal (s_version (p, 2, "bob", NULL), 0);
+    cart_partition_destroy (&p);
+}
+
+//  What fails (404, 409, 400) counts no change and leaves every version.
+static void
+test_versions_failures_change_nothing (void **state)
+{
+    (void)state;
+    cart_partition_t *p = cart_partition_new ();
+    cart_partition_set_now (p, 100);
+    s_add (p, 1, "ann", s_item ("A", CART_COUNT_MAX, 10, false, NULL), NULL);
+    s_fill_cart (p, "full", CART_ITEMS_MAX, 4, NULL);
+    uint64_t changes = cart_partition_changes (p);
+    uint64_t ann = s_version (p, 1, "ann", NULL);
+    uint64_t full = s_version (p, 1, "full", NULL);
+    cart_partition_set_now (p, 200);
+    char long_id[CART_ID_MAX + 2];
+    memset (long_id, 'x', sizeof (long_id) - 1);
+    long_id[sizeof (long_id) - 1] = 0;
+    const int rcs[] = {
+        s_add (p, 1, "ann", s_item ("A", 1, 10, false, NULL), NULL),
+        s_add (p, 1, "full", s_item ("new", 1, 10, false, NULL), NULL),
+        s_add (p, 1, "ann", s_item ("A", 0, 10, false, NULL), NULL),
+        s_add (p, 1, "ann", s_item (long_id, 1, 10, false, NULL), NULL),
+        s_set (p, 1, "ann", "nope", 1, NULL),
+        s_set (p, 1, "nobody", "A", 1, NULL),
+        s_set (p, 1, "ann", "A", CART_COUNT_MAX + 1, NULL),
+        s_remove (p, 1, "ann", "nope"),
+        s_remove (p, 1, "ann", "a b"),
+        s_drop (p, 1, "nobody"),
+        s_drop (p, 1, "no body"),
+    };
+    const int want[] = {CART_CONFLICT,    CART_CONFLICT,   CART_BAD_REQUEST,
+                        CART_BAD_REQUEST, CART_NOT_FOUND,  CART_NOT_FOUND,
+                        CART_BAD_REQUEST, CART_NOT_FOUND,  CART_BAD_REQUEST,
+                        CART_NOT_FOUND,   CART_BAD_REQUEST};
+    for (size_t i = 0; i < sizeof (rcs) / sizeof (rcs[0]); i++)
+        if (rcs[i] != want[i])
+            fail_msg ("failure %zu: %d, not %d", i, rcs[i], want[i]);
+    assert_int_equal (cart_partition_changes (p), changes);
+    uint32_t touched;
+    assert_int_equal (s_version (p, 1, "ann", &touched), ann);
+    assert_int_equal (touched, 100);
+    assert_int_equal (s_version (p, 1, "full", &touched), full);
+    assert_int_equal (touched, 100);
+    assert_int_equal (s_version (p, 1, "nobody", NULL), 0);
+    cart_partition_destroy (&p);
+}
+
+//  A cart removed (dropped, its last item removed or set to 0) and made
+//  again never takes back a version it had.
+static void
+test_versions_after_removal (void **state)
+{
+    (void)state;
+    cart_partition_t *p = cart_partition_new ();
+    uint64_t last = 0;
+    for (int how = 0; how < 3; how++) {
+        assert_int_equal (s_add (p, 1, "ann", s_item ("A", 1, 10, false, NULL), NULL),
+                          CART_CREATED);
+        uint64_t version = s_version (p, 1, "ann", NULL);
+        assert_true (version > last);
+        uint64_t changes = cart_partition_changes (p);
+        assert_int_equal (version, changes);
+        if (how == 0)
+            assert_int_equal (s_drop (p, 1, "ann"), CART_DELETED);
+        else if (how == 1)
+            assert_int_equal (s_remove (p, 1, "ann", "A"), CART_DELETED);
+        else
+            assert_int_equal (s_set (p, 1, "ann", "A", 0, NULL), CART_DELETED);
+        assert_int_equal (cart_partition_changes (p), changes + 1);
+        assert_int_equal (s_version (p, 1, "ann", NULL), 0);
+        assert_int_equal (cart_partition_carts (p), 0);
+        last = version;
+    }
+    assert_int_equal (s_add (p, 1, "ann", s_item ("B", 1, 10, false, NULL), NULL),
+                      CART_CREATED);
+    assert_int_equal (s_version (p, 1, "ann", NULL), 7);
+    cart_partition_destroy (&p);
+}
+
+//  A snapshot's load: restore sets a cart's version and time, set_changes
+//  the count; neither counts a change.
+static void
+test_versions_restore (void **state)
+{
+    (void)state;
+    cart_partition_t *p = cart_partition_new ();
+    assert_int_equal (cart_partition_restore (p, 1, "ann", 3, 5, 5), CART_NOT_FOUND);
+    s_add (p, 1, "ann", s_item ("A", 1, 10, false, NULL), NULL);
+    s_add (p, 2, "bob", s_item ("A", 1, 10, false, NULL), NULL);
+    assert_int_equal (cart_partition_restore (p, 1, "ann", 3, 40, 1234), CART_OK);
+    assert_int_equal (cart_partition_changes (p), 2);
+    uint32_t touched;
+    assert_int_equal (s_version (p, 1, "ann", &touched), 40);
+    assert_int_equal (touched, 1234);
+    assert_int_equal (s_version (p, 2, "bob", NULL), 2);
+    assert_int_equal (cart_partition_restore (p, 1, "ann", 3, 1ULL << 63, 1),
+                      CART_BAD_REQUEST);
+    assert_int_equal (cart_partition_restore (p, 1, "a b", 3, 1, 1), CART_BAD_REQUEST);
+    assert_int_equal (cart_partition_restore (p, 2, "ann", 3, 1, 1), CART_NOT_FOUND);
+    assert_int_equal (s_version (p, 1, "ann", NULL), 40);
+    assert_int_equal (cart_partition_restore (p, 1, "ann", 3, (1ULL << 63) - 1, 0),
+                      CART_OK);
+    assert_int_equal (s_version (p, 1, "ann", NULL), (1ULL << 63) - 1);
+    cart_partition_set_changes (p, 100);
+    assert_int_equal (cart_partition_changes (p), 100);
+    cart_partition_set_now (p, 7);
+    s_add (p, 2, "bob", s_item ("B", 1, 10, false, NULL), NULL);
+    assert_int_equal (s_version (p, 2, "bob", &touched), 101);
+    assert_int_equal (touched, 7);
+    cart_partition_destroy (&p);
+}
+
+//  --------------------------------------------------------------------------
+//  Idempotency keys (cart_idem)
+
+static cart_idem_entry_t
+s_entry (uint64_t fingerprint, const void *body, size_t size, uint64_t at)
+{
+    return (cart_idem_entry_t){.fingerprint = fingerprint,
+                               .status = CART_CREATED,
+                               .version = fingerprint + 1,
+                               .body = (const uint8_t *)body,
+                               .size = size,
+                               .at = at,
+                               .seq = fingerprint + 2};
+}
+
+static void
+s_put (cart_idem_t *idem, const char *customer, const char *key,
+       const cart_idem_entry_t *entry)
+{
+    cart_idem_put (idem, customer, strlen (customer), key, strlen (key), entry);
+}
+
+static const cart_idem_entry_t *
+s_find (cart_idem_t *idem, const char *customer, const char *key)
+{
+    return cart_idem_find (idem, customer, strlen (customer), key, strlen (key));
+}
+
+static void
+test_idem_put_find (void **state)
+{
+    (void)state;
+    cart_idem_t *idem = cart_idem_new ();
+    assert_int_equal (cart_idem_size (idem), 0);
+    assert_int_equal (cart_idem_bytes (idem), 0);
+    assert_null (s_find (idem, "ann", "k1"));
+    char body[] = "the answer";
+    cart_idem_entry_t entry = s_entry (7, body, sizeof (body), 100);
+    entry.status = CART_DELETED;
+    s_put (idem, "ann", "k1", &entry);
+    body[0] = 'X'; //  kept as a copy
+    const cart_idem_entry_t *found = s_find (idem, "ann", "k1");
+    assert_non_null (found);
+    assert_int_equal (found->fingerprint, 7);
+    assert_int_equal (found->status, CART_DELETED);
+    assert_int_equal (found->version, 8);
+    assert_int_equal (found->at, 100);
+    assert_int_equal (found->seq, 9);
+    assert_int_equal (found->size, sizeof (body));
+    assert_memory_equal (found->body, "the answer", sizeof (body));
+    assert_ptr_not_equal (found->body, body);
+    //  Another customer's key, another key, names that would join alike
+    assert_null (s_find (idem, "bob", "k1"));
+    assert_null (s_find (idem, "ann", "k2"));
+    assert_null (s_find (idem, "ann", "k"));
+    s_put (idem, "ab", "c", &entry);
+    assert_null (s_find (idem, "a", "bc"));
+    assert_non_null (s_find (idem, "ab", "c"));
+    //  An empty body
+    cart_idem_entry_t empty = s_entry (1, NULL, 0, 100);
+    s_put (idem, "bob", "k1", &empty);
+    assert_int_equal (s_find (idem, "bob", "k1")->size, 0);
+    assert_int_equal (cart_idem_size (idem), 3);
+    assert_true (cart_idem_bytes (idem) > 2 * sizeof (body));
+    //  Out of range: nothing kept, nothing found
+    char key[CART_IDEM_MAX + 2];
+    memset (key, 'k', sizeof (key) - 1);
+    key[sizeof (key) - 1] = 0;
+    s_put (idem, "bob", key, &entry);
+    assert_null (s_find (idem, "bob", key));
+    s_put (idem, "", "k", &entry);
+    assert_int_equal (cart_idem_size (idem), 3);
+    key[CART_IDEM_MAX] = 0; //  at the limit
+    s_put (idem, "bob", key, &entry);
+    assert_non_null (s_find (idem, "bob", key));
+    cart_idem_destroy (&idem);
+    assert_null (idem);
+    cart_idem_destroy (&idem);
+}
+
+//  Putting a key again replaces its entry, and makes it the newest.
+static void
+test_idem_replace (void **state)
+{
+    (void)state;
+    cart_idem_t *idem = cart_idem_new ();
+    cart_idem_entry_t first = s_entry (1, "one", 3, 10);
+    cart_idem_entry_t other = s_entry (2, "two", 3, 20);
+    cart_idem_entry_t again = s_entry (3, "three!", 6, 30);
+    s_put (idem, "ann", "k", &first);
+    s_put (idem, "ann", "j", &other);
+    size_t bytes = cart_idem_bytes (idem);
+    s_put (idem, "ann", "k", &again);
+    assert_int_equal (cart_idem_size (idem), 2);
+    assert_int_equal (cart_idem_bytes (idem), bytes + 3);
+    const cart_idem_entry_t *found = s_find (idem, "ann", "k");
+    assert_int_equal (found->fingerprint, 3);
+    assert_memory_equal (found->body, "three!", 6);
+    //  The walk: j, then k (the newest)
+    void *cursor = NULL;
+    const char *customer, *key;
+    size_t customer_len, key_len;
+    const cart_idem_entry_t *entry;
+    assert_true (
+        cart_idem_next (idem, &cursor, &customer, &customer_len, &key, &key_len, &entry));
+    assert_true (s_bytes_are (key, key_len, "j"));
+    assert_true (
+        cart_idem_next (idem, &cursor, &customer, &customer_len, &key, &key_len, &entry));
+    assert_true (s_bytes_are (key, key_len, "k"));
+    assert_true (s_bytes_are (customer, customer_len, "ann"));
+    assert_int_equal (entry->fingerprint, 3);
+    assert_false (
+        cart_idem_next (idem, &cursor, &customer, &customer_len, &key, &key_len, &entry));
+    //  Replacing a customer's only key (its holder is made again)
+    s_put (idem, "bob", "k", &first);
+    s_put (idem, "bob", "k", &other);
+    assert_int_equal (s_find (idem, "bob", "k")->fingerprint, 2);
+    assert_int_equal (cart_idem_expire (idem, UINT64_MAX, SIZE_MAX), 3);
+    assert_int_equal (cart_idem_size (idem), 0);
+    assert_int_equal (cart_idem_bytes (idem), 0);
+    cart_idem_destroy (&idem);
+}
+
+//  A customer keeps at most CART_IDEM_PER_CART keys: the oldest of that
+//  customer goes; the others' keys stay.
+static void
+test_idem_per_cart_bound (void **state)
+{
+    (void)state;
+    cart_idem_t *idem = cart_idem_new ();
+    char key[16];
+    for (int i = 0; i < CART_IDEM_PER_CART; i++) {
+        snprintf (key, sizeof (key), "k%d", i);
+        cart_idem_entry_t entry = s_entry ((uint64_t)i, "x", 1, (uint64_t)i);
+        s_put (idem, "ann", key, &entry);
+        s_put (idem, "bob", key, &entry);
+    }
+    assert_int_equal (cart_idem_size (idem), 2 * CART_IDEM_PER_CART);
+    cart_idem_entry_t entry = s_entry (1000, "x", 1, 1000);
+    s_put (idem, "ann", "one-more", &entry);
+    assert_int_equal (cart_idem_size (idem), 2 * CART_IDEM_PER_CART);
+    assert_null (s_find (idem, "ann", "k0"));
+    assert_non_null (s_find (idem, "ann", "k1"));
+    assert_non_null (s_find (idem, "ann", "one-more"));
+    assert_non_null (s_find (idem, "bob", "k0"));
+    s_put (idem, "ann", "two-more", &entry);
+    assert_null (s_find (idem, "ann", "k1"));
+    assert_non_null (s_find (idem, "ann", "k2"));
+    assert_non_null (s_find (idem, "bob", "k1"));
+    //  Replacing a kept key is not one more
+    s_put (idem, "ann", "k2", &entry);
+    assert_non_null (s_find (idem, "ann", "k3"));
+    assert_int_equal (cart_idem_size (idem), 2 * CART_IDEM_PER_CART);
+    cart_idem_destroy (&idem);
+}
+
+//  ... and at most CART_IDEM_BYTES_PER_CART bytes of answers.
+static void
+test_idem_bytes_bound (void **state)
+{
+    (void)state;
+    cart_idem_t *idem = cart_idem_new ();
+    size_t quarter = CART_IDEM_BYTES_PER_CART / 4;
+    uint8_t *body = calloc (1, CART_IDEM_BYTES_PER_CART + 1);
+    assert_non_null (body);
+    const char *keys[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        cart_idem_entry_t entry = s_entry ((uint64_t)i, body, quarter, 1);
+        s_put (idem, "ann", keys[i], &entry);
+    }
+    cart_idem_entry_t small = s_entry (9, body, 10, 1);
+    s_put (idem, "bob", "a", &small);
+    assert_int_equal (cart_idem_size (idem), 5); //  exactly at the bound
+    cart_idem_entry_t one = s_entry (5, body, 1, 1);
+    s_put (idem, "ann", "e", &one);
+    assert_int_equal (cart_idem_size (idem), 5);
+    assert_null (s_find (idem, "ann", "a"));
+    assert_non_null (s_find (idem, "ann", "b"));
+    assert_non_null (s_find (idem, "ann", "e"));
+    assert_non_null (s_find (idem, "bob", "a"));
+    //  One answer of the whole bound is kept alone
+    cart_idem_entry_t whole = s_entry (6, body, CART_IDEM_BYTES_PER_CART, 1);
+    s_put (idem, "ann", "f", &whole);
+    assert_non_null (s_find (idem, "ann", "f"));
+    assert_null (s_find (idem, "ann", "e"));
+    assert_int_equal (cart_idem_size (idem), 2);
+    //  One larger is not kept (and the kept ones stay)
+    cart_idem_entry_t huge = s_entry (7, body, CART_IDEM_BYTES_PER_CART + 1, 1);
+    s_put (idem, "ann", "g", &huge);
+    assert_null (s_find (idem, "ann", "g"));
+    assert_non_null (s_find (idem, "ann", "f"));
+    free (body);
+    assert_int_equal (cart_idem_expire (idem, 1, 100), 2);
+    assert_int_equal (cart_idem_bytes (idem), 0);
+    cart_idem_destroy (&idem);
+}
+
+//  Expiry forgets the oldest first, those made at or before its time, at
+//  most max per call.
+static void
+test_idem_expire (void **state)
+{
+    (void)state;
+    cart_idem_t *idem = cart_idem_new ();
+    const struct {
+        const char *customer, *key;
+        uint64_t at;
+    } puts[] = {{"ann", "1", 10}, {"bob", "1", 20}, {"ann", "2", 30}, {"cy", "1", 40}};
+    for (size_t i = 0; i < 4; i++) {
+        cart_idem_entry_t entry = s_entry (i, "body", 4, puts[i].at);
+        s_put (idem, puts[i].customer, puts[i].key, &entry);
+    }
+    assert_int_equal (cart_idem_expire (idem, 9, 10), 0);
+    assert_int_equal (cart_idem_expire (idem, 30, 0), 0);
+    assert_int_equal (cart_idem_expire (idem, 30, 1), 1);
+    assert_null (s_find (idem, "ann", "1"));
+    assert_non_null (s_find (idem, "bob", "1"));
+    assert_int_equal (cart_idem_expire (idem, 29, 10), 1); //  20, not 30
+    assert_null (s_find (idem, "bob", "1"));
+    assert_non_null (s_find (idem, "ann", "2"));
+    assert_int_equal (cart_idem_expire (idem, 30, 10), 1); //  at its time
+    assert_int_equal (cart_idem_size (idem), 1);
+    //  The walk, oldest first, after a put
+    cart_idem_entry_t entry = s_entry (9, "b", 1, 50);
+    s_put (idem, "ann", "3", &entry);
+    void *cursor = NULL;
+    const char *customer, *key;
+    size_t customer_len, key_len;
+    const cart_idem_entry_t *found;
+    assert_true (
+        cart_idem_next (idem, &cursor, &customer, &customer_len, &key, &key_len, &found));
+    assert_true (s_bytes_are (customer, customer_len, "cy"));
+    assert_int_equal (found->at, 40);
+    assert_true (
+        cart_idem_next (idem, &cursor, &customer, &customer_len, &key, &key_len, &found));
+    assert_true (s_bytes_are (customer, customer_len, "ann"));
+    assert_true (s_bytes_are (key, key_len, "3"));
+    assert_false (
+        cart_idem_next (idem, &cursor, &customer, &customer_len, &key, &key_len, &found));
+    assert_int_equal (cart_idem_expire (idem, UINT64_MAX, 10), 2);
+    assert_int_equal (cart_idem_size (idem), 0);
+    assert_int_equal (cart_idem_bytes (idem), 0);
+    cursor = NULL;
+    assert_false (
+        cart_idem_next (idem, &cursor, &customer, &customer_len, &key, &key_len, &found));
+    //  A key made again after it was forgotten
+    s_put (idem, "ann", "1", &entry);
+    assert_non_null (s_find (idem, "ann", "1"));
+    cart_idem_destroy (&idem); //  with a key left: ASan sees any leak
+}
+
+//  The partition holds its table of keys, and frees it
+static void
+test_idem_of_partition (void **state)
+{
+    (void)state;
+    cart_partition_t *p = cart_partition_new ();
+    cart_idem_t *idem = cart_partition_idem (p);
+    assert_non_null (idem);
+    assert_ptr_equal (cart_partition_idem (p), idem);
+    cart_idem_entry_t entry = s_entry (1, "body", 4, 1);
+    s_put (idem, "ann", "k", &entry);
+    s_drop (p, 1, "ann"); //  keys outlive carts
+    assert_non_null (s_find (idem, "ann", "k"));
+    cart_partition_destroy (&p);
+}
+
 int
 main (void)
 {
@@ -1514,6 +1966,16 @@ main (void)
         cmocka_unit_test (test_ops_during_resize),
         cmocka_unit_test (test_random_model_resizing),
         cmocka_unit_test (test_destroy_mid_resize),
+        cmocka_unit_test (test_versions_count_changes),
+        cmocka_unit_test (test_versions_failures_change_nothing),
+        cmocka_unit_test (test_versions_after_removal),
+        cmocka_unit_test (test_versions_restore),
+        cmocka_unit_test (test_idem_put_find),
+        cmocka_unit_test (test_idem_replace),
+        cmocka_unit_test (test_idem_per_cart_bound),
+        cmocka_unit_test (test_idem_bytes_bound),
+        cmocka_unit_test (test_idem_expire),
+        cmocka_unit_test (test_idem_of_partition),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cart_mpack.h"
 #include "cart_proto.h"
 
 //  --------------------------------------------------------------------------
@@ -278,6 +279,368 @@ test_request_mutations (void **state)
     }
     free (copy);
     msgpack_sbuffer_destroy (&buf);
+}
+
+//  --------------------------------------------------------------------------
+//  Request options: [at, nil | true | version, nil | key] after the fields
+
+//  One request of each operation, with the given options.
+static void
+s_requests_of_each_op (cart_request_t *reqs)
+{
+    reqs[0] =
+        (cart_request_t){.op = CART_OP_GET, .customer = "jea-265", .customer_len = 7};
+    reqs[1] = s_add_request ();
+    reqs[2] = (cart_request_t){.op = CART_OP_SET,
+                               .customer = "c",
+                               .customer_len = 1,
+                               .item = {.id = "i", .id_len = 1, .count = 3}};
+    reqs[3] = (cart_request_t){.op = CART_OP_REMOVE,
+                               .customer = "c",
+                               .customer_len = 1,
+                               .item = {.id = "X", .id_len = 1}};
+    reqs[4] = (cart_request_t){
+        .op = CART_OP_CHECKOUT, .customer = "jea-265", .customer_len = 7};
+}
+
+static void
+test_request_options_round_trip (void **state)
+{
+    char key[CART_IDEM_MAX];
+    memset (key, '~', sizeof (key));
+    key[0] = '!';
+    const struct {
+        uint64_t at;
+        cart_match_t match;
+        uint64_t version;
+        const char *idem;
+        size_t idem_len;
+    } options[] = {
+        {1764547200, CART_MATCH_NONE, 0, NULL, 0},
+        {0, CART_MATCH_ANY, 0, NULL, 0},
+        {0, CART_MATCH_VERSION, 0, NULL, 0},
+        {0, CART_MATCH_VERSION, (1ULL << 63) - 1, NULL, 0},
+        {0, CART_MATCH_NONE, 0, "k", 1},
+        {UINT64_MAX, CART_MATCH_VERSION, 12, key, CART_IDEM_MAX},
+    };
+    for (size_t o = 0; o < sizeof (options) / sizeof (options[0]); o++) {
+        cart_request_t reqs[5];
+        s_requests_of_each_op (reqs);
+        for (int i = 0; i < 5; i++) {
+            cart_request_t *req = &reqs[i];
+            req->at = options[o].at;
+            req->match = options[o].match;
+            req->version = options[o].version;
+            req->idem = options[o].idem;
+            req->idem_len = options[o].idem_len;
+            msgpack_sbuffer buf = s_encode (req);
+            cart_request_t bare = *req;
+            bare.at = 0, bare.match = CART_MATCH_NONE, bare.version = 0;
+            bare.idem = NULL, bare.idem_len = 0;
+            msgpack_sbuffer plain = s_encode (&bare);
+            //  One element more than without options
+            assert_int_equal ((uint8_t)buf.data[0], (uint8_t)plain.data[0] + 1);
+            cart_request_t out;
+            const char *error = NULL;
+            if (cart_request_decode (buf.data, buf.size, &out, &error))
+                fail_msg ("options %zu, op %d: %s", o, req->op, error);
+            assert_int_equal (out.op, req->op);
+            assert_true (s_bytes_equal (out.customer, out.customer_len, req->customer,
+                                        req->customer_len));
+            if (req->op == CART_OP_ADD)
+                s_assert_items_equal (&out.item, &req->item);
+            if (req->op == CART_OP_SET)
+                assert_int_equal (out.item.count, req->item.count);
+            assert_int_equal (out.at, req->at);
+            assert_int_equal (out.match, req->match);
+            if (req->match == CART_MATCH_VERSION)
+                assert_int_equal (out.version, req->version);
+            assert_int_equal (out.idem == NULL, req->idem == NULL);
+            if (req->idem)
+                assert_true (
+                    s_bytes_equal (out.idem, out.idem_len, req->idem, req->idem_len));
+            msgpack_sbuffer_destroy (&buf);
+            msgpack_sbuffer_destroy (&plain);
+        }
+    }
+}
+
+//  Without options a request is encoded as before them: byte for byte,
+//  and decodes with none set.
+static void
+test_request_without_options (void **state)
+{
+    const struct {
+        cart_request_t req;
+        const char *bytes;
+        size_t size;
+    } cases[] = {
+        {{.op = CART_OP_GET, .customer = "c", .customer_len = 1},
+         "\x92\x01\xa1"
+         "c",
+         4},
+        {{.op = CART_OP_SET,
+          .customer = "c",
+          .customer_len = 1,
+          .item = {.id = "i", .id_len = 1, .count = 2}},
+         "\x94\x03\xa1"
+         "c\xa1i\x02",
+         7},
+        {{.op = CART_OP_REMOVE,
+          .customer = "c",
+          .customer_len = 1,
+          .item = {.id = "i", .id_len = 1}},
+         "\x93\x04\xa1"
+         "c\xa1i",
+         6},
+        {{.op = CART_OP_ADD,
+          .customer = "c",
+          .customer_len = 1,
+          .item = {.id = "i", .id_len = 1, .count = 1, .price_cents = 5}},
+         "\x97\x02\xa1"
+         "c\xa1i\x05\x01\xc2\xc0",
+         10},
+    };
+    for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
+        msgpack_sbuffer buf = s_encode (&cases[i].req);
+        assert_int_equal (buf.size, cases[i].size);
+        assert_memory_equal (buf.data, cases[i].bytes, cases[i].size);
+        cart_request_t out;
+        const char *error = NULL;
+        assert_int_equal (cart_request_decode (buf.data, buf.size, &out, &error), 0);
+        assert_int_equal (out.at, 0);
+        assert_int_equal (out.match, CART_MATCH_NONE);
+        assert_null (out.idem);
+        msgpack_sbuffer_destroy (&buf);
+    }
+}
+
+//  A GET of "x" with the given options' bytes.
+static size_t
+s_get_with_options (uint8_t *out, const void *options, size_t size)
+{
+    memcpy (out, "\x93\x01\xa1x", 4);
+    memcpy (out + 4, options, size);
+    return 4 + size;
+}
+
+static void
+test_request_options_malformed (void **state)
+{
+    //  [0, nil, str16 of 256 bytes]
+    uint8_t long_key[6 + CART_IDEM_MAX + 1] = {0x93, 0x00, 0xc0, 0xda, 0x01, 0x00};
+    memset (long_key + 6, 'k', CART_IDEM_MAX + 1);
+    const struct {
+        const char *bytes;
+        size_t size;
+        const char *why;
+    } cases[] = {
+        {"\x92\x00\xc0", 3, "options of 2 elements"},
+        {"\x94\x00\xc0\xc0\xc0", 5, "options of 4 elements"},
+        {"\x90", 1, "options of 0 elements"},
+        {"\xc0", 1, "options nil, not an array"},
+        {"\x00", 1, "options an integer"},
+        {"\x93\xc0\xc0\xc0", 4, "at is nil"},
+        {"\x93\xd0\xff\xc0\xc0", 5, "at is negative"},
+        {"\x93\x00\xc2\xc0", 4, "false, not true"},
+        {"\x93\x00\xd0\xff\xc0", 5, "a negative version"},
+        {"\x93\x00\xd3\xff\xff\xff\xff\xff\xff\xff\xff\xc0", 12, "version -1 as int64"},
+        {"\x93\x00\xcf\x80\x00\x00\x00\x00\x00\x00\x00\xc0", 12, "version 2^63"},
+        {"\x93\x00\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xc0", 12, "version 2^64-1"},
+        {"\x93\x00\xa1"
+         "1\xc0",
+         5, "a version as a string"},
+        {"\x93\x00\xc0\xa0", 4, "a key of 0 bytes"},
+        {"\x93\x00\xc0\xa3"
+         "a b",
+         7, "a key with a space"},
+        {"\x93\x00\xc0\xa2"
+         "a\x7f",
+         6, "a key with 0x7F"},
+        {"\x93\x00\xc0\xa2"
+         "a\x80",
+         6, "a key with 0x80"},
+        {"\x93\x00\xc0\xa2"
+         "a\x00",
+         6, "a key with 0x00"},
+        {"\x93\x00\xc0\xc4\x01k", 6, "a key as bin"},
+        {"\x93\x00\xc0\x01", 4, "a key as an integer"},
+        {"\x93\x00\xc0\xa2k", 5, "a key shorter than declared"},
+        {"\x93\x00\xc0", 3, "a key missing"},
+        {(const char *)long_key, sizeof (long_key), "a key of 256 bytes"},
+    };
+    for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
+        uint8_t body[512];
+        size_t size = s_get_with_options (body, cases[i].bytes, cases[i].size);
+        cart_request_t req;
+        const char *error = NULL;
+        if (cart_request_decode (body, size, &req, &error) != -1)
+            fail_msg ("accepted: %s", cases[i].why);
+        assert_non_null (error);
+    }
+    //  The same shapes at their limits are accepted
+    const struct {
+        const char *bytes;
+        size_t size;
+    } good[] = {
+        {"\x93\x00\xc0\xc0", 4},
+        {"\x93\x00\xc3\xc0", 4},
+        {"\x93\x00\xcf\x7f\xff\xff\xff\xff\xff\xff\xff\xc0", 12},
+        {"\x93\xcf\xff\xff\xff\xff\xff\xff\xff\xff\xc0\xc0", 12},
+        {"\x93\x00\xc0\xa2!~", 6},
+    };
+    for (size_t i = 0; i < sizeof (good) / sizeof (good[0]); i++) {
+        uint8_t body[64];
+        size_t size = s_get_with_options (body, good[i].bytes, good[i].size);
+        cart_request_t req;
+        const char *error = NULL;
+        if (cart_request_decode (body, size, &req, &error))
+            fail_msg ("refused good options %zu: %s", i, error);
+    }
+    long_key[4] = 0, long_key[5] = CART_IDEM_MAX; //  255 bytes, the last left out
+    uint8_t body[512];
+    size_t size = s_get_with_options (body, long_key, sizeof (long_key) - 1);
+    cart_request_t req;
+    const char *error = NULL;
+    assert_int_equal (cart_request_decode (body, size, &req, &error), 0);
+    assert_int_equal (req.idem_len, CART_IDEM_MAX);
+    //  Options after too many fields, or twice
+    static const char twice[] = "\x94\x01\xa1x\x93\x00\xc0\xc0\x93\x00\xc0\xc0";
+    s_assert_request_fails (twice, sizeof (twice) - 1);
+}
+
+//  The encoder refuses what the decoder would
+static void
+test_request_options_encode_refused (void **state)
+{
+    char key[CART_IDEM_MAX + 1];
+    memset (key, 'k', sizeof (key));
+    const struct {
+        cart_match_t match;
+        uint64_t version;
+        const char *idem;
+        size_t idem_len;
+    } bad[] = {
+        {CART_MATCH_VERSION, 1ULL << 63, NULL, 0},
+        {CART_MATCH_VERSION, UINT64_MAX, NULL, 0},
+        {(cart_match_t)3, 0, NULL, 0},
+        {CART_MATCH_NONE, 0, key, 0},
+        {CART_MATCH_NONE, 0, key, CART_IDEM_MAX + 1},
+        {CART_MATCH_NONE, 0, "a b", 3},
+        {CART_MATCH_NONE, 0, "a\x7f", 2},
+    };
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
+        cart_request_t req = s_add_request ();
+        req.match = bad[i].match;
+        req.version = bad[i].version;
+        req.idem = bad[i].idem;
+        req.idem_len = bad[i].idem_len;
+        const char *error = NULL;
+        buf.size = 0;
+        if (cart_request_encode (&req, &buf, &error) != -1)
+            fail_msg ("encoded bad options %zu", i);
+        assert_non_null (error);
+        assert_int_equal (buf.size, 0);
+    }
+    msgpack_sbuffer_destroy (&buf);
+}
+
+static void
+test_idem_valid (void **state)
+{
+    char key[CART_IDEM_MAX + 1];
+    memset (key, 'a', sizeof (key));
+    assert_true (cart_idem_valid ("a", 1));
+    assert_true (cart_idem_valid ("!~", 2));
+    assert_true (cart_idem_valid ("\"quoted\"", 8));
+    assert_true (cart_idem_valid (key, CART_IDEM_MAX));
+    assert_false (cart_idem_valid (key, CART_IDEM_MAX + 1));
+    assert_false (cart_idem_valid (key, 0));
+    assert_false (cart_idem_valid (NULL, 0));
+    assert_false (cart_idem_valid (NULL, 1));
+    const char *bad[] = {"a b", "a\tb", "a\x7f", "a\x80", "\xc3\xa9", "a\x20", "\x1f"};
+    for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++)
+        if (cart_idem_valid (bad[i], strlen (bad[i])))
+            fail_msg ("accepted bad key %zu", i);
+    assert_false (cart_idem_valid ("a\0b", 3));
+}
+
+//  --------------------------------------------------------------------------
+//  The msgpack reader: nil and bin
+
+static void
+test_mpack_nil (void **state)
+{
+    cart_mpack_t r = cart_mpack_start ("", 0);
+    assert_false (cart_mpack_nil (&r));
+    r = cart_mpack_start ("\xc0\xc2", 2);
+    assert_true (cart_mpack_nil (&r));
+    assert_false (cart_mpack_nil (&r)); //  false: nothing read
+    bool value = true;
+    assert_int_equal (cart_mpack_bool (&r, &value), 0);
+    assert_false (value);
+    assert_true (cart_mpack_done (&r));
+    r = cart_mpack_start ("\xa0", 1);
+    assert_false (cart_mpack_nil (&r));
+    const char *text;
+    size_t len;
+    assert_int_equal (cart_mpack_str (&r, 10, &text, &len), 0);
+    assert_true (cart_mpack_done (&r));
+}
+
+static void
+test_mpack_bin (void **state)
+{
+    const struct {
+        const char *bytes;
+        size_t size;
+        size_t max;
+        int rc;
+        size_t len; //  and the bin's bytes start at bytes + size - len
+    } cases[] = {
+        {"\xc4\x00", 2, 10, 0, 0},
+        {"\xc4\x03"
+         "abc",
+         5, 10, 0, 3},
+        {"\xc4\x03"
+         "abc",
+         5, 3, 0, 3},
+        {"\xc4\x03"
+         "abc",
+         5, 2, -1, 0}, //  over max
+        {"\xc4\x04"
+         "abc",
+         5, 10, -1, 0}, //  more than is left
+        {"\xc5\x00\x02xy", 5, 10, 0, 2},
+        {"\xc5\x00\x03xy", 5, 10, -1, 0},
+        {"\xc6\x00\x00\x00\x01z", 6, 10, 0, 1},
+        {"\xc6\xff\xff\xff\xff", 5, SIZE_MAX, -1, 0}, //  4 GiB claimed
+        {"\xc5\x00", 2, 10, -1, 0},                   //  its length cut short
+        {"\xc4", 1, 10, -1, 0},
+        {"", 0, 10, -1, 0},
+        {"\xa1x", 2, 10, -1, 0}, //  a str is not a bin
+        {"\xc0", 1, 10, -1, 0},
+        {"\xc7\x01\x01x", 4, 10, -1, 0}, //  an ext
+    };
+    for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
+        //  A copy of exactly size bytes, so that ASan sees any overread
+        uint8_t *copy = malloc (cases[i].size ? cases[i].size : 1);
+        memcpy (copy, cases[i].bytes, cases[i].size);
+        cart_mpack_t r = cart_mpack_start (copy, cases[i].size);
+        const uint8_t *data = NULL;
+        size_t len = 99;
+        int rc = cart_mpack_bin (&r, cases[i].max, &data, &len);
+        if (rc != cases[i].rc)
+            fail_msg ("bin case %zu: rc %d", i, rc);
+        if (rc == 0) {
+            assert_int_equal (len, cases[i].len);
+            assert_ptr_equal (data, copy + cases[i].size - cases[i].len);
+            assert_true (cart_mpack_done (&r));
+        }
+        free (copy);
+    }
 }
 
 //  --------------------------------------------------------------------------
@@ -1786,6 +2149,13 @@ main (void)
         cmocka_unit_test (test_request_integer_widths),
         cmocka_unit_test (test_request_mutations),
         cmocka_unit_test (test_request_expiry_rfc3339),
+        cmocka_unit_test (test_request_options_round_trip),
+        cmocka_unit_test (test_request_without_options),
+        cmocka_unit_test (test_request_options_malformed),
+        cmocka_unit_test (test_request_options_encode_refused),
+        cmocka_unit_test (test_idem_valid),
+        cmocka_unit_test (test_mpack_nil),
+        cmocka_unit_test (test_mpack_bin),
         cmocka_unit_test (test_reply_item_round_trip),
         cmocka_unit_test (test_reply_cart_round_trip),
         cmocka_unit_test (test_reply_cart_lies_about_count),

@@ -48,8 +48,12 @@
 #include "cart_apply.h"
 #include "cart_body.h"
 #include "cart_hash.h"
+#include "cart_log.h"
+#include "cart_mpack.h"
 #include "cart_ring.h"
+#include "cart_snapshot.h"
 #include "cart_store.h"
+#include "cart_wire.h"
 #include "test_files.h"
 
 enum {
@@ -256,12 +260,13 @@ s_customers (s_fixture_t *self, size_t count)
 }
 
 //  Asserts that got holds exactly want's carts, each with the same items
-//  in the same order.
+//  in the same order and the same version, and want's change count.
 static void
 s_assert_same (cart_partition_t *got, cart_partition_t *want)
 {
     assert_int_equal (cart_partition_carts (got), cart_partition_carts (want));
     assert_int_equal (cart_partition_items (got), cart_partition_items (want));
+    assert_int_equal (cart_partition_changes (got), cart_partition_changes (want));
     size_t cursor = 0;
     cart_view_t view;
     uint64_t key;
@@ -272,6 +277,7 @@ s_assert_same (cart_partition_t *got, cart_partition_t *want)
             fail_msg ("customer '%.*s' has no cart after the reopen",
                       (int)view.customer_len, view.customer);
         assert_int_equal (other.n_items, view.n_items);
+        assert_int_equal (other.version, view.version);
         cart_item_t a, b;
         while (cart_view_next (&view, &a)) {
             assert_true (cart_view_next (&other, &b));
@@ -289,7 +295,7 @@ s_assert_same (cart_partition_t *got, cart_partition_t *want)
     }
 }
 
-//  A copy of part.
+//  A copy of part, versions and change count too.
 static cart_partition_t *
 s_clone (cart_partition_t *part)
 {
@@ -303,7 +309,12 @@ s_clone (cart_partition_t *part)
             assert_int_equal (cart_partition_add (copy, key, view.customer,
                                                   view.customer_len, &item, NULL),
                               CART_CREATED);
+        assert_int_equal (cart_partition_restore (copy, key, view.customer,
+                                                  view.customer_len, view.version,
+                                                  view.touched),
+                          CART_OK);
     }
+    cart_partition_set_changes (copy, cart_partition_changes (part));
     return copy;
 }
 
@@ -1251,6 +1262,832 @@ test_failed_compaction_retried (void **state)
     s_reopen_same (self, self->model);
 }
 
+//  --------------------------------------------------------------------------
+//  Serving a request whole (cart_apply_run): idempotency keys, versions
+
+//  A request of customer c (of self->customers) on item "sku-1".
+static cart_request_t
+s_req (const s_fixture_t *self, size_t c, cart_op_t op, uint32_t count, const char *idem)
+{
+    const char *id = self->customers[c].id;
+    return (cart_request_t){
+        .op = op,
+        .customer = id,
+        .customer_len = strlen (id),
+        .item = {.id = "sku-1", .id_len = 5, .count = count, .price_cents = 100},
+        .idem = idem,
+        .idem_len = idem ? strlen (idem) : 0};
+}
+
+//  Serves req on part; the reply body is left in self->body.
+static cart_outcome_t
+s_serve (s_fixture_t *self, cart_partition_t *part, const cart_request_t *req,
+         const cart_context_t *context)
+{
+    self->body.size = 0;
+    cart_outcome_t outcome;
+    cart_apply_run (part, req, cart_hash_key (req->customer, req->customer_len), context,
+                    &self->body, &outcome);
+    return outcome;
+}
+
+//  What "changes nothing" compares: the change count, the keys kept, the
+//  carts and items.
+typedef struct {
+    uint64_t changes;
+    size_t keys, carts, items;
+} s_state_t;
+
+static s_state_t
+s_state (cart_partition_t *part)
+{
+    return (s_state_t){cart_partition_changes (part),
+                       cart_idem_size (cart_partition_idem (part)),
+                       cart_partition_carts (part), cart_partition_items (part)};
+}
+
+static void
+s_assert_state (cart_partition_t *part, s_state_t before)
+{
+    s_state_t after = s_state (part);
+    assert_int_equal (after.changes, before.changes);
+    assert_int_equal (after.keys, before.keys);
+    assert_int_equal (after.carts, before.carts);
+    assert_int_equal (after.items, before.items);
+}
+
+//  The reply body in self->body is of this kind (and, for an item, has
+//  this count; for a cart, this many items).
+static void
+s_assert_body (const s_fixture_t *self, cart_body_kind_t kind, size_t n)
+{
+    cart_reply_t reply;
+    const char *error = NULL;
+    if (cart_reply_decode (self->body.data, self->body.size, &reply, &error))
+        fail_msg ("reply body: %s", error);
+    assert_int_equal (reply.kind, kind);
+    if (kind == CART_BODY_ITEM)
+        assert_int_equal (reply.item.count, n);
+    if (kind == CART_BODY_CART)
+        assert_int_equal (reply.n_items, n);
+}
+
+static uint64_t
+s_cart_version (cart_partition_t *part, const s_fixture_t *self, size_t c)
+{
+    const s_customer_t *customer = &self->customers[c];
+    cart_view_t view;
+    cart_partition_get (part, customer->key, customer->id, strlen (customer->id), &view);
+    return view.version;
+}
+
+//  A keyed write is applied once; its retry gets the same answer, marked
+//  replayed, and changes nothing; the key with another request is 422.
+static void
+test_apply_idempotent_write (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 2);
+    self->part = cart_partition_new ();
+    cart_context_t context = {.now = 1000, .seq = 5, .committed = 5};
+    cart_request_t add = s_req (self, 0, CART_OP_ADD, 2, "k1");
+    cart_outcome_t first = s_serve (self, self->part, &add, &context);
+    assert_int_equal (first.status, CART_CREATED);
+    assert_true (first.changed);
+    assert_false (first.replayed);
+    assert_int_equal (first.version, 1);
+    s_assert_body (self, CART_BODY_ITEM, 2);
+    char body[256];
+    size_t size = self->body.size;
+    memcpy (body, self->body.data, size);
+    const cart_idem_entry_t *entry = cart_idem_find (
+        cart_partition_idem (self->part), add.customer, add.customer_len, "k1", 2);
+    assert_non_null (entry);
+    assert_int_equal (entry->at, 1000);
+    assert_int_equal (entry->seq, 5);
+
+    //  Retries, later and with another time in the options
+    s_state_t before = s_state (self->part);
+    for (int retry = 0; retry < 2; retry++) {
+        context.now = 1001 + (uint64_t)retry;
+        add.at = (uint64_t)retry * 77;
+        cart_outcome_t again = s_serve (self, self->part, &add, &context);
+        assert_int_equal (again.status, CART_CREATED);
+        assert_true (again.replayed);
+        assert_false (again.changed);
+        assert_int_equal (again.version, 1);
+        assert_int_equal (self->body.size, size);
+        assert_memory_equal (self->body.data, body, size);
+        s_assert_state (self->part, before);
+    }
+    add.at = 0;
+
+    //  The same key for another request: another count, item, operation
+    cart_request_t others[] = {
+        s_req (self, 0, CART_OP_ADD, 3, "k1"),
+        s_req (self, 0, CART_OP_ADD, 2, "k1"),
+        s_req (self, 0, CART_OP_SET, 2, "k1"),
+        s_req (self, 0, CART_OP_REMOVE, 0, "k1"),
+        s_req (self, 0, CART_OP_CHECKOUT, 0, "k1"),
+    };
+    others[1].item.id = "sku-2";
+    for (size_t i = 0; i < sizeof (others) / sizeof (others[0]); i++) {
+        cart_outcome_t other = s_serve (self, self->part, &others[i], &context);
+        if (other.status != CART_UNPROCESSABLE)
+            fail_msg ("another request %zu with the key: %d", i, other.status);
+        assert_false (other.changed);
+        assert_false (other.replayed);
+        s_assert_body (self, CART_BODY_ERROR, 0);
+        s_assert_state (self->part, before);
+    }
+    assert_int_equal (s_cart_version (self->part, self, 0), 1);
+
+    //  Keys are per customer: another one's k1 is its own
+    cart_request_t theirs = s_req (self, 1, CART_OP_ADD, 3, "k1");
+    cart_outcome_t own = s_serve (self, self->part, &theirs, &context);
+    assert_int_equal (own.status, CART_CREATED);
+    assert_false (own.replayed);
+    assert_int_equal (own.version, 2);
+
+    //  A keyed change that removes the cart: version 0 (no cart), and so
+    //  on its replay
+    cart_request_t set0 = s_req (self, 0, CART_OP_SET, 0, "k2");
+    cart_outcome_t gone = s_serve (self, self->part, &set0, &context);
+    assert_int_equal (gone.status, CART_DELETED);
+    assert_true (gone.changed);
+    assert_int_equal (gone.version, 0);
+    assert_int_equal (cart_partition_changes (self->part), 3);
+    gone = s_serve (self, self->part, &set0, &context);
+    assert_int_equal (gone.status, CART_DELETED);
+    assert_true (gone.replayed);
+    assert_int_equal (gone.version, 0);
+
+    //  A keyed checkout: its replay has the cart it checked out
+    cart_request_t checkout = s_req (self, 1, CART_OP_CHECKOUT, 0, "k3");
+    cart_outcome_t out = s_serve (self, self->part, &checkout, &context);
+    assert_int_equal (out.status, CART_OK);
+    assert_int_equal (out.version, 0);
+    s_assert_body (self, CART_BODY_CART, 1);
+    before = s_state (self->part);
+    out = s_serve (self, self->part, &checkout, &context);
+    assert_int_equal (out.status, CART_OK);
+    assert_true (out.replayed);
+    assert_int_equal (out.version, 0);
+    s_assert_body (self, CART_BODY_CART, 1);
+    s_assert_state (self->part, before);
+    //  Without its key the same checkout is a 404
+    checkout.idem = NULL, checkout.idem_len = 0;
+    assert_int_equal (s_serve (self, self->part, &checkout, &context).status,
+                      CART_NOT_FOUND);
+}
+
+//  A retry while the first request's log record is not committed is 409;
+//  once it is, the answer is replayed.
+static void
+test_apply_idem_pending (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 1);
+    self->part = cart_partition_new ();
+    cart_context_t context = {.now = 1000, .seq = 10, .committed = 9};
+    cart_request_t add = s_req (self, 0, CART_OP_ADD, 2, "k");
+    assert_int_equal (s_serve (self, self->part, &add, &context).status, CART_CREATED);
+    s_state_t before = s_state (self->part);
+    context.seq = 11;
+    cart_outcome_t pending = s_serve (self, self->part, &add, &context);
+    assert_int_equal (pending.status, CART_CONFLICT);
+    assert_false (pending.changed);
+    assert_false (pending.replayed);
+    s_assert_body (self, CART_BODY_ERROR, 0);
+    s_assert_state (self->part, before);
+    context.committed = 10;
+    cart_outcome_t replayed = s_serve (self, self->part, &add, &context);
+    assert_int_equal (replayed.status, CART_CREATED);
+    assert_true (replayed.replayed);
+    s_assert_state (self->part, before);
+}
+
+//  A key older than idem_ttl is not replayed: the request runs again.
+static void
+test_apply_idem_ttl (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 1);
+    self->part = cart_partition_new ();
+    cart_context_t context = {.now = 1000, .idem_ttl = 60};
+    cart_request_t add = s_req (self, 0, CART_OP_ADD, 2, "k");
+    s_serve (self, self->part, &add, &context);
+    context.now = 1059;
+    assert_true (s_serve (self, self->part, &add, &context).replayed);
+    context.now = 1060;
+    cart_outcome_t late = s_serve (self, self->part, &add, &context);
+    assert_int_equal (late.status, CART_OK); //  merged: applied twice
+    assert_false (late.replayed);
+    assert_true (late.changed);
+    s_assert_body (self, CART_BODY_ITEM, 4);
+    //  ... and is kept anew, with its new time
+    context.now = 1119;
+    assert_true (s_serve (self, self->part, &add, &context).replayed);
+    //  idem_ttl 0 is CART_IDEM_TTL
+    context = (cart_context_t){.now = 5000};
+    cart_request_t other = s_req (self, 0, CART_OP_ADD, 1, "j");
+    s_serve (self, self->part, &other, &context);
+    context.now = 5000 + CART_IDEM_TTL - 1;
+    assert_true (s_serve (self, self->part, &other, &context).replayed);
+    context.now = 5000 + CART_IDEM_TTL;
+    assert_false (s_serve (self, self->part, &other, &context).replayed);
+}
+
+//  If-Match: a version that is not the cart's is 412 with the cart and its
+//  version, and changes nothing; * needs a cart; 0 names no cart.
+static void
+test_apply_if_match (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 2);
+    self->part = cart_partition_new ();
+    cart_context_t context = {.now = 1000};
+    cart_request_t add = s_req (self, 0, CART_OP_ADD, 2, NULL);
+    s_serve (self, self->part, &add, &context);
+    s_serve (self, self->part, &add, &context);
+    uint64_t version = s_cart_version (self->part, self, 0);
+    assert_int_equal (version, 2);
+    s_state_t before = s_state (self->part);
+    const struct {
+        cart_op_t op;
+        cart_match_t match;
+        uint64_t version;
+    } failing[] = {
+        {CART_OP_ADD, CART_MATCH_VERSION, 1},
+        {CART_OP_SET, CART_MATCH_VERSION, 3},
+        {CART_OP_REMOVE, CART_MATCH_VERSION, 0},
+        {CART_OP_CHECKOUT, CART_MATCH_VERSION, 1},
+        {CART_OP_GET, CART_MATCH_VERSION, 1},
+    };
+    for (size_t i = 0; i < sizeof (failing) / sizeof (failing[0]); i++) {
+        cart_request_t req = s_req (self, 0, failing[i].op, 1, i % 2 ? "key" : NULL);
+        req.match = failing[i].match;
+        req.version = failing[i].version;
+        cart_outcome_t outcome = s_serve (self, self->part, &req, &context);
+        if (outcome.status != CART_PRECONDITION_FAILED)
+            fail_msg ("condition %zu: %d", i, outcome.status);
+        assert_int_equal (outcome.version, version);
+        assert_false (outcome.changed);
+        s_assert_body (self, CART_BODY_CART, 1);
+        s_assert_state (self->part, before);
+    }
+    //  The right version: applied
+    cart_request_t req = s_req (self, 0, CART_OP_SET, 7, NULL);
+    req.match = CART_MATCH_VERSION;
+    req.version = version;
+    cart_outcome_t outcome = s_serve (self, self->part, &req, &context);
+    assert_int_equal (outcome.status, CART_OK);
+    assert_int_equal (outcome.version, 3);
+    //  *: the cart exists
+    req.match = CART_MATCH_ANY;
+    assert_int_equal (s_serve (self, self->part, &req, &context).status, CART_OK);
+    cart_request_t none = s_req (self, 1, CART_OP_ADD, 1, NULL);
+    none.match = CART_MATCH_ANY;
+    before = s_state (self->part);
+    outcome = s_serve (self, self->part, &none, &context);
+    assert_int_equal (outcome.status, CART_PRECONDITION_FAILED);
+    assert_int_equal (outcome.version, 0);
+    s_assert_body (self, CART_BODY_CART, 0);
+    s_assert_state (self->part, before);
+    //  0: there is no cart
+    none.match = CART_MATCH_VERSION;
+    none.version = 0;
+    outcome = s_serve (self, self->part, &none, &context);
+    assert_int_equal (outcome.status, CART_CREATED);
+    assert_int_equal (outcome.version, cart_partition_changes (self->part));
+    before = s_state (self->part);
+    assert_int_equal (s_serve (self, self->part, &none, &context).status,
+                      CART_PRECONDITION_FAILED);
+    s_assert_state (self->part, before);
+    //  A keyed retry is replayed, though the version it named has passed
+    cart_request_t keyed = s_req (self, 1, CART_OP_ADD, 1, "once");
+    keyed.match = CART_MATCH_VERSION;
+    keyed.version = s_cart_version (self->part, self, 1);
+    assert_int_equal (s_serve (self, self->part, &keyed, &context).status, CART_OK);
+    outcome = s_serve (self, self->part, &keyed, &context);
+    assert_int_equal (outcome.status, CART_OK);
+    assert_true (outcome.replayed);
+}
+
+//  A GET's key is ignored: nothing kept, nothing replayed, never 422.
+static void
+test_apply_get_ignores_key (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 1);
+    self->part = cart_partition_new ();
+    cart_context_t context = {.now = 1000};
+    cart_request_t get = s_req (self, 0, CART_OP_GET, 0, "k");
+    cart_outcome_t outcome = s_serve (self, self->part, &get, &context);
+    assert_int_equal (outcome.status, CART_OK);
+    assert_int_equal (outcome.version, 0);
+    assert_false (outcome.changed);
+    s_assert_body (self, CART_BODY_CART, 0);
+    assert_int_equal (cart_idem_size (cart_partition_idem (self->part)), 0);
+    cart_request_t add = s_req (self, 0, CART_OP_ADD, 1, "k");
+    s_serve (self, self->part, &add, &context);
+    outcome = s_serve (self, self->part, &get, &context);
+    assert_int_equal (outcome.status, CART_OK);
+    assert_false (outcome.replayed);
+    assert_int_equal (outcome.version, 1);
+    s_assert_body (self, CART_BODY_CART, 1);
+    //  A failed keyed write keeps nothing either
+    cart_request_t missing = s_req (self, 0, CART_OP_REMOVE, 0, "k2");
+    missing.item.id = "nope", missing.item.id_len = 4;
+    assert_int_equal (s_serve (self, self->part, &missing, &context).status,
+                      CART_NOT_FOUND);
+    assert_int_equal (cart_idem_size (cart_partition_idem (self->part)), 1);
+}
+
+//  The record a worker logs for a served request: the request with its
+//  time (cart_worker's s_run).
+static void
+s_logged_record (const cart_request_t *req, uint64_t at, msgpack_sbuffer *out)
+{
+    cart_request_t logged = *req;
+    logged.at = at;
+    out->size = 0;
+    const char *error = NULL;
+    if (cart_request_encode (&logged, out, &error))
+        fail_msg ("cart_request_encode: %s", error);
+}
+
+//  Replaying a keyed record rebuilds its key's answer (the same body as
+//  served), the cart's version and time.
+static void
+test_apply_record_keyed (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 1);
+    self->part = cart_partition_new ();
+    cart_partition_t *replayed = cart_partition_new ();
+    msgpack_sbuffer record;
+    msgpack_sbuffer_init (&record);
+    cart_request_t reqs[] = {
+        s_req (self, 0, CART_OP_ADD, 2, "a"),
+        s_req (self, 0, CART_OP_ADD, 1, NULL),
+        s_req (self, 0, CART_OP_SET, 5, "b"),
+        s_req (self, 0, CART_OP_CHECKOUT, 0, "c"),
+    };
+    for (size_t i = 0; i < sizeof (reqs) / sizeof (reqs[0]); i++) {
+        cart_context_t context = {.now = 2000 + i};
+        cart_outcome_t outcome = s_serve (self, self->part, &reqs[i], &context);
+        assert_true (outcome.changed);
+        s_logged_record (&reqs[i], context.now, &record);
+        const char *error = NULL;
+        if (cart_apply_record (replayed, record.data, record.size, SHARD, SHARDS, &error))
+            fail_msg ("record %zu: %s", i, error);
+        assert_int_equal (cart_partition_changes (replayed),
+                          cart_partition_changes (self->part));
+        assert_int_equal (s_cart_version (replayed, self, 0),
+                          s_cart_version (self->part, self, 0));
+        if (i == 2) {
+            cart_view_t view;
+            cart_partition_get (replayed, self->customers[0].key, reqs[0].customer,
+                                reqs[0].customer_len, &view);
+            assert_int_equal (view.touched, 2002);
+        }
+        if (!reqs[i].idem)
+            continue;
+        const cart_idem_entry_t *want =
+            cart_idem_find (cart_partition_idem (self->part), reqs[i].customer,
+                            reqs[i].customer_len, reqs[i].idem, reqs[i].idem_len);
+        const cart_idem_entry_t *got =
+            cart_idem_find (cart_partition_idem (replayed), reqs[i].customer,
+                            reqs[i].customer_len, reqs[i].idem, reqs[i].idem_len);
+        assert_non_null (want);
+        assert_non_null (got);
+        assert_int_equal (got->fingerprint, want->fingerprint);
+        assert_int_equal (got->status, want->status);
+        assert_int_equal (got->version, want->version);
+        assert_int_equal (got->at, want->at);
+        assert_int_equal (got->seq, 0);
+        assert_int_equal (got->size, want->size);
+        assert_memory_equal (got->body, want->body, want->size);
+    }
+    assert_int_equal (cart_idem_size (cart_partition_idem (replayed)), 3);
+    //  A retry on the replayed partition gets the first answer
+    cart_context_t context = {.now = 2010};
+    cart_outcome_t outcome = s_serve (self, replayed, &reqs[3], &context);
+    assert_true (outcome.replayed);
+    assert_int_equal (outcome.status, CART_OK);
+    s_assert_body (self, CART_BODY_CART, 1);
+    msgpack_sbuffer_destroy (&record);
+    cart_partition_destroy (&replayed);
+}
+
+//  An expiry record [0, customer, at] drops the cart on replay; records
+//  of another shard and malformed expiries are refused.
+static void
+test_apply_record_expiry (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 1);
+    self->part = cart_partition_new ();
+    cart_context_t context = {.now = 1000};
+    cart_request_t add = s_req (self, 0, CART_OP_ADD, 2, NULL);
+    s_serve (self, self->part, &add, &context);
+    msgpack_sbuffer record;
+    msgpack_sbuffer_init (&record);
+    cart_apply_encode_expiry (&record, add.customer, add.customer_len, 5000);
+    //  Its encoding: [0, customer, at]
+    cart_mpack_t r = cart_mpack_start (record.data, record.size);
+    size_t n;
+    uint64_t tag, at;
+    const char *customer;
+    size_t customer_len;
+    assert_int_equal (cart_mpack_array (&r, 8, &n), 0);
+    assert_int_equal (n, 3);
+    assert_int_equal (cart_mpack_uint (&r, 255, &tag), 0);
+    assert_int_equal (tag, 0);
+    assert_int_equal (cart_mpack_str (&r, CART_ID_MAX, &customer, &customer_len), 0);
+    assert_memory_equal (customer, add.customer, add.customer_len);
+    assert_int_equal (cart_mpack_uint (&r, UINT64_MAX, &at), 0);
+    assert_int_equal (at, 5000);
+    assert_true (cart_mpack_done (&r));
+    const char *error = NULL;
+    assert_int_equal (
+        cart_apply_record_check (record.data, record.size, SHARD, SHARDS, &error), 0);
+    assert_int_equal (cart_partition_carts (self->part), 1);
+    assert_int_equal (
+        cart_apply_record (self->part, record.data, record.size, SHARD, SHARDS, &error),
+        0);
+    assert_int_equal (cart_partition_carts (self->part), 0);
+    assert_int_equal (cart_partition_changes (self->part), 2);
+    //  Of a cart that is not there (nothing to drop): accepted
+    assert_int_equal (
+        cart_apply_record (self->part, record.data, record.size, SHARD, SHARDS, &error),
+        0);
+    //  Another shard's customer, as an expiry and as a request
+    uint32_t other = (SHARD + 1) % SHARDS;
+    error = NULL;
+    assert_int_equal (
+        cart_apply_record (self->part, record.data, record.size, other, SHARDS, &error),
+        -1);
+    assert_non_null (strstr (error, "belongs to shard"));
+    s_logged_record (&add, 1000, &record);
+    error = NULL;
+    assert_int_equal (
+        cart_apply_record_check (record.data, record.size, other, SHARDS, &error), -1);
+    assert_non_null (error);
+    assert_int_equal (cart_partition_carts (self->part), 0);
+    //  Malformed expiries
+    char long_id[CART_ID_MAX + 1];
+    memset (long_id, 'a', sizeof (long_id));
+    const struct {
+        const char *bytes;
+        size_t size;
+        const char *why;
+    } bad[] = {
+        {"\x92\x00\xa1x", 4, "no time"},
+        {"\x94\x00\xa1x\x01\x01", 6, "four fields"},
+        {"\x93\x00\xa3x y\x01", 7, "a customer with a space"},
+        {"\x93\x00\xa0\x01", 4, "an empty customer"},
+        {"\x93\x00\x01\x01", 4, "a customer that is a number"},
+        {"\x93\x00\xa1x\xd0\xff", 6, "a negative time"},
+        {"\x93\x00\xa1x\xa1y", 6, "a time that is a string"},
+        {"\x93\x00\xa1x\x01\xc0", 6, "bytes after its end"},
+        {"\x93\x00\xa1x", 4, "cut short"},
+    };
+    for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
+        error = NULL;
+        if (cart_apply_record (self->part, bad[i].bytes, bad[i].size, SHARD, SHARDS,
+                               &error) != -1)
+            fail_msg ("accepted: %s", bad[i].why);
+        assert_non_null (error);
+    }
+    record.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &record, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, 3);
+    msgpack_pack_uint8 (&pk, 0);
+    msgpack_pack_str_with_body (&pk, long_id, sizeof (long_id));
+    msgpack_pack_uint8 (&pk, 1);
+    assert_int_equal (
+        cart_apply_record (self->part, record.data, record.size, SHARD, SHARDS, &error),
+        -1);
+    msgpack_sbuffer_destroy (&record);
+}
+
+//  --------------------------------------------------------------------------
+//  Snapshots, version 2: versions, times, the change count and keys
+
+//  Asserts that got holds want's versions, times, change count and keys.
+static void
+s_assert_same_versions (cart_partition_t *got, cart_partition_t *want)
+{
+    s_assert_same (got, want);
+    assert_int_equal (cart_partition_changes (got), cart_partition_changes (want));
+    size_t cursor = 0;
+    cart_view_t view, other;
+    uint64_t key;
+    while (cart_partition_next (want, &cursor, &view, &key)) {
+        cart_partition_get (got, key, view.customer, view.customer_len, &other);
+        assert_int_equal (other.version, view.version);
+        assert_int_equal (other.touched, view.touched);
+    }
+    cart_idem_t *a = cart_partition_idem (want), *b = cart_partition_idem (got);
+    assert_int_equal (cart_idem_size (b), cart_idem_size (a));
+    void *ca = NULL, *cb = NULL;
+    const char *customer_a, *key_a, *customer_b, *key_b;
+    size_t customer_a_len, key_a_len, customer_b_len, key_b_len;
+    const cart_idem_entry_t *ea, *eb;
+    while (
+        cart_idem_next (a, &ca, &customer_a, &customer_a_len, &key_a, &key_a_len, &ea)) {
+        assert_true (cart_idem_next (b, &cb, &customer_b, &customer_b_len, &key_b,
+                                     &key_b_len, &eb));
+        assert_int_equal (customer_b_len, customer_a_len);
+        assert_memory_equal (customer_b, customer_a, customer_a_len);
+        assert_int_equal (key_b_len, key_a_len);
+        assert_memory_equal (key_b, key_a, key_a_len);
+        assert_int_equal (eb->fingerprint, ea->fingerprint);
+        assert_int_equal (eb->status, ea->status);
+        assert_int_equal (eb->version, ea->version);
+        assert_int_equal (eb->at, ea->at);
+        assert_int_equal (eb->size, ea->size);
+        assert_memory_equal (eb->body, ea->body, ea->size);
+    }
+}
+
+static void
+test_snapshot_versions_and_keys (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 6);
+    self->part = cart_partition_new ();
+    for (uint64_t i = 0; i < 60; i++) {
+        char key[16];
+        snprintf (key, sizeof (key), "key-%llu", (unsigned long long)i);
+        cart_op_t op = i % 7 == 6 ? CART_OP_CHECKOUT : CART_OP_ADD;
+        cart_request_t req =
+            s_req (self, (size_t)(i % 6), op, (uint32_t)(1 + i % 3), i % 2 ? key : NULL);
+        if (i % 5 == 0)
+            req.item.id = "sku-2";
+        cart_context_t context = {.now = 1000 + i * 10};
+        s_serve (self, self->part, &req, &context);
+    }
+    assert_true (cart_partition_carts (self->part) > 0);
+    assert_true (cart_idem_size (cart_partition_idem (self->part)) > 10);
+    const char *error = NULL;
+    cart_snapshot_info_t info;
+    if (cart_snapshot_write (self->dir, SHARD, SHARDS, 42, self->part, NULL, &info,
+                             &error))
+        fail_msg ("cart_snapshot_write: %s", error);
+    cart_partition_t *loaded = cart_partition_new ();
+    cart_snapshot_info_t got;
+    if (cart_snapshot_load (self->dir, SHARD, SHARDS, loaded, &got, &error))
+        fail_msg ("cart_snapshot_load: %s", error);
+    assert_true (got.present);
+    assert_int_equal (got.covered, 42);
+    assert_int_equal (got.carts, cart_partition_carts (self->part));
+    s_assert_same_versions (loaded, self->part);
+    cart_partition_destroy (&loaded);
+}
+
+//  A snapshot built by hand from records (cart_log framing).
+static void
+s_write_records (const char *path, const msgpack_sbuffer *records, size_t n)
+{
+    const char *error = NULL;
+    cart_log_t *file = cart_log_create (path, &error);
+    if (!file)
+        fail_msg ("cart_log_create: %s", error);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal (cart_log_append (file, records[i].data, records[i].size), 0);
+    if (cart_log_finish (&file, &error))
+        fail_msg ("cart_log_finish: %s", error);
+}
+
+static void
+s_head (msgpack_sbuffer *record, uint32_t version, uint64_t changes)
+{
+    uint8_t head[40] = "CARTSNAP";
+    cart_put_be (head + 8, version, 4);
+    cart_put_be (head + 12, SHARD, 4);
+    cart_put_be (head + 16, SHARDS, 4);
+    cart_put_be (head + 24, 7, 8); //  covered
+    cart_put_be (head + 32, changes, 8);
+    msgpack_sbuffer_write (record, (const char *)head, version == 1 ? 32 : 40);
+}
+
+static void
+s_end (msgpack_sbuffer *record, uint32_t version, uint64_t carts, uint64_t items,
+       uint64_t keys)
+{
+    uint8_t end[32] = "CARTEND";
+    cart_put_be (end + 8, carts, 8);
+    cart_put_be (end + 16, items, 8);
+    cart_put_be (end + 24, keys, 8);
+    msgpack_sbuffer_write (record, (const char *)end, version == 1 ? 24 : 32);
+}
+
+//  A cart of customer c with items "a" and "b", after a version 2 prefix
+//  when version > 0.
+static void
+s_cart_record (msgpack_sbuffer *record, const s_fixture_t *self, size_t c,
+               uint64_t version, uint32_t touched)
+{
+    if (version) {
+        uint8_t prefix[13] = {'C'};
+        cart_put_be (prefix + 1, version, 8);
+        cart_put_be (prefix + 9, touched, 4);
+        msgpack_sbuffer_write (record, (const char *)prefix, sizeof (prefix));
+    }
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, record, msgpack_sbuffer_write);
+    const char *id = self->customers[c].id;
+    cart_reply_encode_cart (&pk, id, strlen (id), 2);
+    cart_item_t a = {.id = "a", .id_len = 1, .count = 1, .price_cents = 5};
+    cart_item_t b = {.id = "b", .id_len = 1, .count = 2, .price_cents = 6};
+    cart_reply_encode_item (&pk, &a);
+    cart_reply_encode_item (&pk, &b);
+}
+
+//  A key record: 'K', u16 status, u64 version, fingerprint, at, then
+//  lengths and bytes of customer and key, then the body.
+static void
+s_key_record (msgpack_sbuffer *record, const char *customer, const char *key,
+              uint16_t status)
+{
+    uint8_t prefix[27] = {'K'};
+    cart_put_be (prefix + 1, status, 2);
+    cart_put_be (prefix + 3, 9, 8);
+    cart_put_be (prefix + 11, 0xF00D, 8);
+    cart_put_be (prefix + 19, 1234, 8);
+    msgpack_sbuffer_write (record, (const char *)prefix, sizeof (prefix));
+    uint8_t len = (uint8_t)strlen (customer);
+    msgpack_sbuffer_write (record, (const char *)&len, 1);
+    msgpack_sbuffer_write (record, customer, len);
+    len = (uint8_t)strlen (key);
+    msgpack_sbuffer_write (record, (const char *)&len, 1);
+    msgpack_sbuffer_write (record, key, len);
+    msgpack_sbuffer_write (record, "body", 4);
+}
+
+//  Loads the shard's snapshot into a fresh partition: 0, or -1 with the
+//  error in *error.
+static int
+s_load_snapshot (s_fixture_t *self, cart_partition_t **part, const char **error)
+{
+    cart_partition_destroy (part);
+    *part = cart_partition_new ();
+    cart_snapshot_info_t info;
+    *error = NULL;
+    return cart_snapshot_load (self->dir, SHARD, SHARDS, *part, &info, error);
+}
+
+//  Version 1 (the layout before versions) still loads: its carts take
+//  distinct versions and the time of the load.
+static void
+test_snapshot_version_1 (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 3);
+    msgpack_sbuffer records[5];
+    for (size_t i = 0; i < 5; i++)
+        msgpack_sbuffer_init (&records[i]);
+    s_head (&records[0], 1, 0);
+    for (size_t c = 0; c < 3; c++)
+        s_cart_record (&records[1 + c], self, c, 0, 0);
+    s_end (&records[4], 1, 3, 6, 0);
+    s_write_records (s_file (self, CART_FILE_SNAPSHOT), records, 5);
+    uint32_t before = (uint32_t)time (NULL);
+    const char *error;
+    if (s_load_snapshot (self, &self->part, &error))
+        fail_msg ("a version 1 snapshot: %s", error);
+    assert_int_equal (cart_partition_carts (self->part), 3);
+    assert_int_equal (cart_partition_items (self->part), 6);
+    uint64_t versions[3];
+    for (size_t c = 0; c < 3; c++) {
+        const s_customer_t *customer = &self->customers[c];
+        cart_view_t view;
+        assert_int_equal (cart_partition_get (self->part, customer->key, customer->id,
+                                              strlen (customer->id), &view),
+                          CART_OK);
+        versions[c] = view.version;
+        assert_true (view.version > 0);
+        assert_true (view.version <= cart_partition_changes (self->part));
+        assert_true (view.touched >= before); //  the load's time, not 1970's
+        assert_true (view.touched <= (uint32_t)time (NULL));
+    }
+    assert_true (versions[0] != versions[1] && versions[1] != versions[2] &&
+                 versions[0] != versions[2]);
+    assert_int_equal (cart_idem_size (cart_partition_idem (self->part)), 0);
+    //  A version 2 end or head in a version 1 snapshot is refused
+    records[4].size = 0;
+    s_end (&records[4], 2, 3, 6, 0);
+    s_write_records (s_file (self, CART_FILE_SNAPSHOT), records, 5);
+    assert_int_equal (s_load_snapshot (self, &self->part, &error), -1);
+    assert_non_null (strstr (error, "end record is malformed"));
+    for (size_t i = 0; i < 5; i++)
+        msgpack_sbuffer_destroy (&records[i]);
+}
+
+//  A damaged key record, or an end whose key count is not the keys', is
+//  refused with what is wrong.
+static void
+test_snapshot_bad_keys (void **state)
+{
+    s_fixture_t *self = (s_fixture_t *)*state;
+    s_customers (self, 1);
+    const char *customer = self->customers[0].id;
+    //  A customer of another shard
+    const char *stranger = NULL;
+    char name[24];
+    for (unsigned n = 0; !stranger; n++) {
+        snprintf (name, sizeof (name), "c-%u", n);
+        if (cart_ring_shard (cart_hash_key (name, strlen (name)), SHARDS) != SHARD)
+            stranger = name;
+    }
+    msgpack_sbuffer records[4];
+    for (size_t i = 0; i < 4; i++)
+        msgpack_sbuffer_init (&records[i]);
+    s_head (&records[0], 2, 10);
+    s_cart_record (&records[1], self, 0, 8, 77);
+    s_key_record (&records[2], customer, "k", CART_CREATED);
+    s_end (&records[3], 2, 1, 2, 1);
+    s_write_records (s_file (self, CART_FILE_SNAPSHOT), records, 4);
+    const char *error;
+    if (s_load_snapshot (self, &self->part, &error))
+        fail_msg ("a good version 2 snapshot: %s", error);
+    assert_int_equal (cart_partition_changes (self->part), 10);
+    assert_int_equal (s_cart_version (self->part, self, 0), 8);
+    const cart_idem_entry_t *entry = cart_idem_find (cart_partition_idem (self->part),
+                                                     customer, strlen (customer), "k", 1);
+    assert_non_null (entry);
+    assert_int_equal (entry->status, CART_CREATED);
+    assert_int_equal (entry->version, 9);
+    assert_int_equal (entry->fingerprint, 0xF00D);
+    assert_int_equal (entry->at, 1234);
+    assert_int_equal (entry->size, 4);
+    assert_memory_equal (entry->body, "body", 4);
+
+    //  The end's key count
+    for (uint64_t keys = 0; keys <= 2; keys += 2) {
+        records[3].size = 0;
+        s_end (&records[3], 2, 1, 2, keys);
+        s_write_records (s_file (self, CART_FILE_SNAPSHOT), records, 4);
+        assert_int_equal (s_load_snapshot (self, &self->part, &error), -1);
+        s_assert_has (error, "idempotency keys, but it holds 1");
+    }
+    records[3].size = 0;
+    s_end (&records[3], 2, 1, 2, 1);
+
+    //  Damaged key records, each cut or wrong in one way
+    msgpack_sbuffer good;
+    msgpack_sbuffer_init (&good);
+    s_key_record (&good, customer, "k", CART_CREATED);
+    const struct {
+        size_t cut; //  bytes kept of the good record (0: all)
+        const char *customer, *key;
+        uint16_t status;
+        const char *why;
+    } bad[] = {
+        {1, NULL, NULL, 0, "'K' alone"},
+        {26, NULL, NULL, 0, "a prefix cut short"},
+        {27, NULL, NULL, 0, "no customer"},
+        {28 + 2, NULL, NULL, 0, "a customer cut short"},
+        {0, "a b", "k", CART_CREATED, "a customer with a space"},
+        {0, "", "k", CART_CREATED, "an empty customer"},
+        {0, NULL, "", CART_CREATED, "an empty key"},
+        {0, NULL, "a b", CART_CREATED, "a key with a space"},
+        {0, NULL, "a\x7f", CART_CREATED, "a key with 0x7F"},
+        {0, NULL, "k", 299, "an unknown status"},
+    };
+    for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
+        records[2].size = 0;
+        if (bad[i].cut)
+            msgpack_sbuffer_write (&records[2], good.data, bad[i].cut);
+        else
+            s_key_record (&records[2], bad[i].customer ? bad[i].customer : customer,
+                          bad[i].key, bad[i].status);
+        s_write_records (s_file (self, CART_FILE_SNAPSHOT), records, 4);
+        if (s_load_snapshot (self, &self->part, &error) != -1)
+            fail_msg ("accepted: %s", bad[i].why);
+        s_assert_has (error, "an idempotency key's record is malformed");
+    }
+    //  A key of another shard's customer
+    records[2].size = 0;
+    s_key_record (&records[2], stranger, "k", CART_CREATED);
+    s_write_records (s_file (self, CART_FILE_SNAPSHOT), records, 4);
+    assert_int_equal (s_load_snapshot (self, &self->part, &error), -1);
+    s_assert_has (error, "belongs to another shard");
+    //  A record that is neither a cart nor a key
+    records[2].size = 0;
+    msgpack_sbuffer_write (&records[2], "X123456789abcdef", 16);
+    s_write_records (s_file (self, CART_FILE_SNAPSHOT), records, 4);
+    assert_int_equal (s_load_snapshot (self, &self->part, &error), -1);
+    s_assert_has (error, "neither a cart nor an idempotency key");
+    msgpack_sbuffer_destroy (&good);
+    for (size_t i = 0; i < 4; i++)
+        msgpack_sbuffer_destroy (&records[i]);
+}
+
 int
 main (void)
 {
@@ -1272,6 +2109,18 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_compaction_retried, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_apply_idempotent_write, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_apply_idem_pending, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_apply_idem_ttl, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_apply_if_match, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_apply_get_ignores_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_apply_record_keyed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_apply_record_expiry, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_snapshot_versions_and_keys, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_snapshot_version_1, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_snapshot_bad_keys, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
