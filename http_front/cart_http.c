@@ -166,31 +166,97 @@ s_render_counters (metrics_t *metrics, cart_buf_t *buf)
                      (unsigned long long)cumulative);
 }
 
-//  Appends the broker's per-shard figures; returns false when the stats
-//  body is malformed.
+//  The per-shard metrics, each family rendered whole (its HELP, TYPE and
+//  every sample) before the next. A shard's counts come from its worker's
+//  last load: a shard that is not live (no worker, or a stalled one) has
+//  no carts, items or expired sample, as a target that is down has none,
+//  rather than a stale value that would read as current; its up and load
+//  age samples say why.
+typedef struct {
+    const char *name;
+    const char *type;
+    const char *help;
+    //  Writes entry's value into text, or returns false for no sample
+    bool (*value) (const cart_shard_stats_t *entry, char *text, size_t size);
+} shard_metric_t;
+
+static bool
+s_value_up (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%d", entry->live);
+    return true;
+}
+
+static bool
+s_value_age (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%.3f", (double)entry->load_age_ms / 1000);
+    return entry->load_age_ms >= 0;
+}
+
+static bool
+s_value_carts (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%llu", (unsigned long long)entry->carts);
+    return entry->live;
+}
+
+static bool
+s_value_items (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%llu", (unsigned long long)entry->items);
+    return entry->live;
+}
+
+static bool
+s_value_expired (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%llu", (unsigned long long)entry->expired);
+    return entry->live;
+}
+
+static const shard_metric_t s_shard_metrics[] = {
+    {"cart_shard_up", "gauge", "1 when a live worker serves the shard.", s_value_up},
+    {"cart_shard_load_age_seconds", "gauge",
+     "Age of the shard's keys, items and expired counts (its worker's last load "
+     "report); absent before the first.",
+     s_value_age},
+    {"cart_shard_keys", "gauge", "Carts (customers) held by the shard; live shards only.",
+     s_value_carts},
+    {"cart_shard_items", "gauge", "Items held by the shard; live shards only.",
+     s_value_items},
+    {"cart_carts_expired_total", "counter",
+     "Carts of the shard removed for expiry since its worker started; live shards "
+     "only.",
+     s_value_expired},
+};
+#define SHARD_METRICS (sizeof (s_shard_metrics) / sizeof (s_shard_metrics[0]))
+
+//  Appends the broker's per-shard figures, one family at a time (the stats
+//  are read once per family); returns false when the stats body is
+//  malformed.
 static bool
 s_render_shards (const cart_result_t *result, cart_buf_t *buf)
 {
-    cart_stats_list_t list;
-    cart_shard_stats_t entry;
-    const char *error;
-    if (cart_stats_decode (result->body, result->body_size, &list, &error))
-        return false;
-    cart_buf_printf (buf, "# HELP cart_shard_up 1 when a live worker serves the shard.\n"
-                          "# TYPE cart_shard_up gauge\n"
-                          "# HELP cart_shard_keys Carts (customers) held by the shard.\n"
-                          "# TYPE cart_shard_keys gauge\n"
-                          "# HELP cart_shard_items Items held by the shard.\n"
-                          "# TYPE cart_shard_items gauge\n");
-    int rc;
-    while ((rc = cart_stats_next (&list, &entry, &error)) == 1)
-        cart_buf_printf (
-            buf,
-            "cart_shard_up{shard=\"%u\"} %d\ncart_shard_keys{shard=\"%u\"} %llu\n"
-            "cart_shard_items{shard=\"%u\"} %llu\n",
-            entry.shard, entry.live, entry.shard, (unsigned long long)entry.carts,
-            entry.shard, (unsigned long long)entry.items);
-    return rc == 0;
+    for (size_t m = 0; m < SHARD_METRICS; m++) {
+        const shard_metric_t *metric = &s_shard_metrics[m];
+        cart_stats_list_t list;
+        cart_shard_stats_t entry;
+        const char *error;
+        if (cart_stats_decode (result->body, result->body_size, &list, &error))
+            return false;
+        cart_buf_printf (buf, "# HELP %s %s\n# TYPE %s %s\n", metric->name, metric->help,
+                         metric->name, metric->type);
+        int rc;
+        char value[32];
+        while ((rc = cart_stats_next (&list, &entry, &error)) == 1)
+            if (metric->value (&entry, value, sizeof (value)))
+                cart_buf_printf (buf, "%s{shard=\"%u\"} %s\n", metric->name, entry.shard,
+                                 value);
+        if (rc != 0)
+            return false;
+    }
+    return true;
 }
 
 //  --------------------------------------------------------------------------

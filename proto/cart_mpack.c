@@ -119,6 +119,17 @@ cart_mpack_bool (cart_mpack_t *r, bool *value)
     return 0;
 }
 
+int
+cart_mpack_opt_uint (cart_mpack_t *r, uint64_t max, uint64_t *value, bool *present)
+{
+    *present = !(s_left (r) >= 1 && *r->p == 0xC0);
+    if (*present)
+        return cart_mpack_uint (r, max, value);
+    r->p++;
+    *value = 0;
+    return 0;
+}
+
 //  Reads nil (*text = NULL) or a str of 1..max bytes.
 int
 cart_mpack_opt_str (cart_mpack_t *r, size_t max, const char **text, size_t *len)

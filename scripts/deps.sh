@@ -42,7 +42,8 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       libzmq3-dev libsodium-dev libmsgpack-dev libssl-dev libcmocka-dev
       libjansson-dev libcurl4-openssl-dev zlib1g-dev
       clang libclang-rt-14-dev python3 curl
-      docker-compose python3-yaml iproute2)   # tests/test_compose.py, test_netns.py
+      docker-compose python3-yaml iproute2    # tests/test_compose.py, test_netns.py
+      prometheus)                             # promtool, for tests/test_metrics.py
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \

@@ -912,6 +912,13 @@ cart_partition_items (cart_partition_t *self)
     return self->n_items;
 }
 
+uint64_t
+cart_partition_expired (cart_partition_t *self)
+{
+    assert (self);
+    return 0;
+}
+
 size_t
 cart_partition_bytes (cart_partition_t *self)
 {

@@ -101,6 +101,10 @@ size_t cart_partition_carts (cart_partition_t *self);
 //  Number of items over all carts.
 size_t cart_partition_items (cart_partition_t *self);
 
+//  Number of carts removed for expiry since the partition was made, for
+//  the worker's load (PROTOCOL.md 4.4). Carts do not expire yet: 0.
+uint64_t cart_partition_expired (cart_partition_t *self);
+
 //  Bytes of heap that the partition holds (its table and carts, as asked
 //  of the allocator), for stats and the memory benchmark. During a resize
 //  this counts both tables.
