@@ -153,6 +153,7 @@ main (int argc, char **argv)
         .workers = sysconf (_SC_NPROCESSORS_ONLN),
         .bus = "tcp://127.0.0.1:5555",
         .durable = {.data_dir = "cart-data", .fsync = CART_FSYNC_EVERYSEC}};
+    cart_worker_config_defaults (&options.durable);
     if (options.workers < 1 || options.workers > CART_THREADS_MAX)
         options.workers = options.workers < 1 ? 1 : CART_THREADS_MAX;
     int rc = s_parse (argc, argv, &options);

@@ -31,6 +31,7 @@
 #include "cart_args.h"
 #include "cart_client.h"
 #include "cart_hash.h"
+#include "cart_openapi.h"
 #include "cart_render.h"
 #include "cart_route.h"
 
@@ -39,8 +40,8 @@
 #define SERVERS_MAX 64
 
 //  HTTP statuses counted by metrics; the last entry counts any other
-static const int s_statuses[] = {200, 201, 204, 400, 404, 405, 409, 413, 414,
-                                 415, 431, 500, 501, 503, 504, 505, 0};
+static const int s_statuses[] = {200, 201, 204, 304, 400, 404, 405, 409, 412, 413,
+                                 414, 415, 422, 431, 500, 501, 503, 504, 505, 0};
 #define STATUSES (sizeof (s_statuses) / sizeof (s_statuses[0]))
 
 //  Latency buckets, in microseconds; one more bucket counts the rest
@@ -70,6 +71,10 @@ typedef struct {
     cart_label_t label;
     request_info_t info;
     uint32_t next_free;
+    //  A GET's If-None-Match (cart_route_headers)
+    bool none_match_any;
+    uint8_t n_none_match;
+    uint64_t none_match[CART_NONE_MATCH_MAX];
 } pending_t;
 
 typedef struct _handler_args_t handler_args_t;
@@ -87,6 +92,11 @@ typedef struct {
     int answered;                 //  responses sent since s_ready last returned
     bool close;                   //  the next response closes its connection
     cart_access_writer_t *access; //  NULL: no access log
+    //  The next response's entity tag (cart_route_etag), or none, and
+    //  whether it is an idempotency key's answer given again
+    char etag[CART_ETAG_MAX];
+    bool has_etag;
+    bool replayed;
     cart_buf_t buf;
     cart_route_t route;
 } handler_t;
@@ -310,7 +320,7 @@ s_respond (handler_t *self, zhttp_server_connection_t *connection,
            const request_info_t *info, int status, const char *content_type,
            const char *allow)
 {
-    const char *headers[9];
+    const char *headers[13];
     size_t n = 0;
     size_t len = self->buf.len;
     char *content = len ? cart_buf_take (&self->buf) : NULL;
@@ -330,12 +340,22 @@ s_respond (handler_t *self, zhttp_server_connection_t *connection,
         headers[n++] = "Connection";
         headers[n++] = "close";
     }
+    if (self->has_etag) {
+        headers[n++] = "ETag";
+        headers[n++] = self->etag;
+    }
+    if (self->replayed) {
+        headers[n++] = "Idempotent-Replayed";
+        headers[n++] = "true";
+    }
     headers[n] = NULL;
     self->buf.len = 0;
     if (self->access)
         s_log (self, connection, info, status, len);
     zhttp_server_reply (connection, (unsigned)status, headers, content, len);
     self->close = false;
+    self->has_etag = false;
+    self->replayed = false;
     self->answered++;
     return status;
 }
@@ -381,7 +401,15 @@ s_dispatch (handler_t *self, zhttp_server_connection_t *connection,
     pending_t *pending = s_pending_take (self);
     int rc = -1;
     if (pending) {
-        *pending = (pending_t){connection, route->req.op, route->label, *info, NONE};
+        *pending = (pending_t){.connection = connection,
+                               .op = route->req.op,
+                               .label = route->label,
+                               .info = *info,
+                               .next_free = NONE,
+                               .none_match_any = route->none_match_any,
+                               .n_none_match = (uint8_t)route->n_none_match};
+        memcpy (pending->none_match, route->none_match,
+                route->n_none_match * sizeof (uint64_t));
         if (route->kind == CART_ROUTE_CART)
             rc = cart_client_send (self->client, &route->req, self->deadline_ms, pending,
                                    NULL, NULL);
@@ -400,6 +428,25 @@ s_dispatch (handler_t *self, zhttp_server_connection_t *connection,
     }
 }
 
+//  GET /openapi.json, from the copy built in: no trip to the broker. A
+//  read, so its answer (tens of KiB) waits for no memory that slow clients
+//  hold, as a cart's does not
+static int
+s_respond_openapi (handler_t *self, zhttp_server_connection_t *connection,
+                   const request_info_t *info)
+{
+    if (!zhttp_server_reply_fits (connection, cart_openapi_json_size)) {
+        self->close = true;
+        return s_respond_error (self, connection, info, 503,
+                                "the server holds too many answers that slow clients "
+                                "have not read yet; try again shortly",
+                                NULL);
+    }
+    self->buf.len = 0;
+    cart_buf_append (&self->buf, (const char *)cart_openapi_json, cart_openapi_json_size);
+    return s_respond (self, connection, info, 200, "application/json", NULL);
+}
+
 //  zhttp's request hook: a whole request, in the server's thread
 static void
 s_request (void *state, zhttp_server_connection_t *connection, const char *method,
@@ -410,10 +457,18 @@ s_request (void *state, zhttp_server_connection_t *connection, const char *metho
     cart_route_t *route = &self->route;
     cart_route_map (method, url, zhttp_server_header (connection, "Content-Type"),
                     content, content ? content_length : 0, route);
+    cart_route_headers (route, zhttp_server_header (connection, "Idempotency-Key"),
+                        zhttp_server_header (connection, "If-Match"),
+                        zhttp_server_header (connection, "If-None-Match"));
     if (route->kind == CART_ROUTE_ERROR) {
         s_respond_error (self, connection, &info, route->status, route->message,
                          route->allow);
         s_count (self->metrics, route->label, route->status, info.start_us);
+        return;
+    }
+    if (route->kind == CART_ROUTE_OPENAPI) {
+        s_count (self->metrics, route->label, s_respond_openapi (self, connection, &info),
+                 info.start_us);
         return;
     }
     s_dispatch (self, connection, &info);
@@ -461,6 +516,25 @@ s_render_health (handler_t *self, const cart_result_t *result, cart_buf_t *buf)
     return healthy ? 200 : 503;
 }
 
+//  A cart request's answer: its entity tag, and 304 for a GET whose
+//  If-None-Match names the cart's version.
+static int
+s_render_cart (handler_t *self, const pending_t *pending, const cart_result_t *result)
+{
+    int status = result->status;
+    self->has_etag = status == CART_OK || status == CART_CREATED ||
+                     status == CART_DELETED || status == CART_PRECONDITION_FAILED;
+    self->replayed = result->replayed;
+    if (self->has_etag)
+        cart_route_etag (result->version, self->etag);
+    if (status == CART_OK && pending->op == CART_OP_GET &&
+        cart_route_not_modified (pending->none_match_any, pending->none_match,
+                                 pending->n_none_match, result->version))
+        return 304;
+    return cart_render_reply (pending->op, status, result->body, result->body_size,
+                              &self->buf);
+}
+
 static void
 s_handle_result (handler_t *self, const cart_result_t *result)
 {
@@ -479,8 +553,7 @@ s_handle_result (handler_t *self, const cart_result_t *result)
         if (result->status == CART_OK)
             s_render_shards (result, &self->buf);
     } else
-        status = cart_render_reply (pending->op, result->status, result->body,
-                                    result->body_size, &self->buf);
+        status = s_render_cart (self, pending, result);
     //  A read's answer waits for no memory that slow clients hold: it is
     //  replaced, and the connection closed so that what its client pipelined
     //  is not worked on either. A write's has changed the cart: it goes out

@@ -198,10 +198,15 @@ s_cart (cart_buf_t *buf, cart_reply_t *reply, bool checked_out)
 }
 
 static const char *
-s_default_message (int status)
+s_default_message (cart_op_t op, int status)
 {
     switch (status) {
         case CART_TIMEOUT:
+            if (cart_op_writes (op))
+                return "the shard that owns this cart did not answer in time, so this "
+                       "change may or may not have been applied: send it again with the "
+                       "same Idempotency-Key header (it is then applied at most once), "
+                       "or read the cart (GET /items/{customerId}) before trying again";
             return "the shard that owns this cart did not answer in time; try again";
         case CART_UNAVAILABLE:
             return "the shard that owns this cart is not available; try again shortly";
@@ -217,7 +222,7 @@ s_default_message (int status)
 }
 
 static int
-s_error (cart_buf_t *buf, int status, const void *body, size_t size)
+s_error (cart_buf_t *buf, cart_op_t op, int status, const void *body, size_t size)
 {
     cart_reply_t reply;
     const char *error;
@@ -227,7 +232,7 @@ s_error (cart_buf_t *buf, int status, const void *body, size_t size)
         reply.kind == CART_BODY_ERROR && reply.message_len > 0)
         cart_render_error (buf, status, reply.message, reply.message_len);
     else {
-        const char *message = s_default_message (status);
+        const char *message = s_default_message (op, status);
         cart_render_error (buf, status, message, strlen (message));
     }
     return status;
@@ -248,10 +253,17 @@ cart_render_reply (cart_op_t op, int status, const void *body, size_t size,
 {
     if (status == CART_DELETED)
         return 204;
-    if (status != CART_OK && status != CART_CREATED)
-        return s_error (buf, status, body, size);
     cart_reply_t reply;
     const char *error;
+    if (status == CART_PRECONDITION_FAILED) {
+        //  The body is the cart as it is now
+        if (cart_reply_decode (body, size, &reply, &error) == 0 &&
+            reply.kind == CART_BODY_CART)
+            return s_cart (buf, &reply, false) ? s_internal (buf) : 412;
+        return s_internal (buf);
+    }
+    if (status != CART_OK && status != CART_CREATED)
+        return s_error (buf, op, status, body, size);
     if (cart_reply_decode (body, size, &reply, &error))
         return s_internal (buf);
     bool wants_cart = op == CART_OP_GET || op == CART_OP_CHECKOUT;

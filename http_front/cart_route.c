@@ -31,8 +31,11 @@ s_streq (const char *a, const char *b)
     return strcmp (a, b) == 0;
 }
 
-static const char *s_label_names[CART_LABELS] = {
-    "list", "add", "set", "remove", "checkout", "healthz", "metrics", "other", "invalid"};
+static const char *s_label_names[] = {"list",     "add",     "set",     "remove",
+                                      "checkout", "healthz", "metrics", "openapi",
+                                      "other",    "invalid"};
+_Static_assert(sizeof (s_label_names) / sizeof (s_label_names[0]) == CART_LABELS,
+               "every metrics label has its name");
 
 const char *
 cart_route_label_name (cart_label_t label)
@@ -511,16 +514,39 @@ s_cart_route (const method_t *method, const segment_t *segments, int n,
     return CART_ROUTE_CART;
 }
 
-static cart_route_kind_t
-s_operations_route (const char *method, const segment_t *segment, cart_route_t *route)
+//  The paths of one segment, each allowing GET only
+typedef struct {
+    const char *name;
+    cart_route_kind_t kind;
+    cart_label_t label;
+} operations_path_t;
+
+static const operations_path_t s_operations[] = {
+    {"healthz", CART_ROUTE_HEALTHZ, CART_LABEL_HEALTHZ},
+    {"metrics", CART_ROUTE_METRICS, CART_LABEL_METRICS},
+    {"openapi.json", CART_ROUTE_OPENAPI, CART_LABEL_OPENAPI},
+};
+
+//  The operations path a one-segment path names, or NULL
+static const operations_path_t *
+s_operations_path (const segment_t *segment)
 {
-    bool healthz = s_segment_is (segment, "healthz");
-    route->label = healthz ? CART_LABEL_HEALTHZ : CART_LABEL_METRICS;
+    for (size_t i = 0; i < sizeof (s_operations) / sizeof (s_operations[0]); i++)
+        if (s_segment_is (segment, s_operations[i].name))
+            return &s_operations[i];
+    return NULL;
+}
+
+static cart_route_kind_t
+s_operations_route (const char *method, const operations_path_t *path,
+                    cart_route_t *route)
+{
+    route->label = path->label;
     if (!s_streq (method, "GET")) {
         route->allow = "GET";
         return s_fail (route, 405, "this path allows only GET");
     }
-    route->kind = healthz ? CART_ROUTE_HEALTHZ : CART_ROUTE_METRICS;
+    route->kind = path->kind;
     return route->kind;
 }
 
@@ -556,9 +582,10 @@ cart_route_map (const char *method, const char *path, const char *content_type,
     int n = s_split (path, segments);
     if (n < 0)
         return s_fail (route, 404, "no such route");
-    if (n == 1 && (s_segment_is (&segments[0], "healthz") ||
-                   s_segment_is (&segments[0], "metrics")))
-        return s_operations_route (method, &segments[0], route);
+    const operations_path_t *operations =
+        n == 1 ? s_operations_path (&segments[0]) : NULL;
+    if (operations)
+        return s_operations_route (method, operations, route);
     for (size_t s = 0; s < sizeof (s_shapes) / sizeof (s_shapes[0]); s++) {
         const shape_t *shape = &s_shapes[s];
         if (shape->segments != n || !s_segment_is (&segments[0], shape->first))
@@ -571,4 +598,169 @@ cart_route_map (const char *method, const char *path, const char *content_type,
         return s_fail (route, 405, "this path allows only %s", shape->allow);
     }
     return s_fail (route, 404, "no such route");
+}
+
+//  --------------------------------------------------------------------------
+//  Conditional and idempotency headers
+
+//  Skips HTTP's optional white space.
+static const char *
+s_skip_ows (const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+//  Reads an entity tag at *p: "N" (or W/"N" when weak is allowed), N the
+//  decimal digits of a cart version. Returns 1 and sets *version for ours,
+//  0 for a well-formed tag that is not ours (it matches nothing), -1 for
+//  a malformed one. Moves *p past it.
+static int
+s_entity_tag (const char **p, bool weak_allowed, bool *weak, uint64_t *version)
+{
+    const char *q = *p;
+    *weak = false;
+    if (q[0] == 'W' && q[1] == '/') {
+        if (!weak_allowed)
+            return -1;
+        *weak = true;
+        q += 2;
+    }
+    if (*q != '"')
+        return -1;
+    const char *start = ++q;
+    while (*q && *q != '"') {
+        unsigned char c = (unsigned char)*q;
+        if (c < 0x21 || c == 0x7F) //  etagc: %x21 / %x23-7E / obs-text
+            return -1;
+        q++;
+    }
+    if (*q != '"')
+        return -1;
+    size_t len = (size_t)(q - start);
+    *p = q + 1;
+    if (len < 1 || len > 19)
+        return 0;
+    uint64_t value = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (start[i] < '0' || start[i] > '9' || (len > 1 && i == 0 && start[i] == '0'))
+            return 0;
+        value = value * 10 + (uint64_t)(start[i] - '0');
+    }
+    if (value >> 63)
+        return 0;
+    *version = value;
+    return 1;
+}
+
+static cart_route_kind_t
+s_idempotency_key (cart_route_t *route, const char *value)
+{
+    const char *p = s_skip_ows (value);
+    size_t len = strlen (p);
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && p[0] == '"' && p[len - 1] == '"') {
+        p++;
+        len -= 2;
+    }
+    if (!cart_idem_valid (p, len))
+        return s_fail (route, 400,
+                       "the Idempotency-Key header must be 1 to %d visible ASCII "
+                       "characters (no spaces), optionally in double quotes",
+                       CART_IDEM_MAX);
+    memcpy (route->idem, p, len);
+    route->idem[len] = 0;
+    route->req.idem = route->idem;
+    route->req.idem_len = len;
+    return route->kind;
+}
+
+static cart_route_kind_t
+s_if_match (cart_route_t *route, const char *value)
+{
+    const char *p = s_skip_ows (value);
+    if (*p == '*') {
+        p = s_skip_ows (p + 1);
+        route->req.match = CART_MATCH_ANY;
+    } else {
+        bool weak;
+        uint64_t version = 0;
+        int rc = s_entity_tag (&p, true, &weak, &version);
+        if (rc < 0 || weak)
+            return s_fail (route, 400,
+                           "If-Match takes one strong entity tag, as an ETag header "
+                           "gave it (\"12\"), or *");
+        route->req.match = CART_MATCH_VERSION;
+        route->req.version = rc == 1 ? version : (1ULL << 63) - 1; //  none has it
+        p = s_skip_ows (p);
+    }
+    if (*p)
+        return s_fail (route, 400,
+                       "If-Match takes one entity tag (\"12\") or *, not a list");
+    return route->kind;
+}
+
+static cart_route_kind_t
+s_if_none_match (cart_route_t *route, const char *value)
+{
+    const char *p = s_skip_ows (value);
+    if (*p == '*' && !*s_skip_ows (p + 1)) {
+        route->none_match_any = true;
+        return route->kind;
+    }
+    while (*p) {
+        bool weak;
+        uint64_t version;
+        int rc = s_entity_tag (&p, true, &weak, &version);
+        if (rc < 0)
+            return s_fail (route, 400,
+                           "If-None-Match takes entity tags as ETag headers gave them "
+                           "(\"12\", W/\"12\"), separated by commas, or *");
+        if (rc == 1 && route->n_none_match < CART_NONE_MATCH_MAX)
+            route->none_match[route->n_none_match++] = version;
+        p = s_skip_ows (p);
+        if (*p == ',')
+            p = s_skip_ows (p + 1);
+        else if (*p)
+            return s_fail (route, 400,
+                           "If-None-Match takes entity tags separated by commas");
+    }
+    return route->kind;
+}
+
+cart_route_kind_t
+cart_route_headers (cart_route_t *route, const char *idempotency_key,
+                    const char *if_match, const char *if_none_match)
+{
+    if (route->kind != CART_ROUTE_CART)
+        return route->kind;
+    bool writes = cart_op_writes (route->req.op);
+    if (writes && idempotency_key &&
+        s_idempotency_key (route, idempotency_key) == CART_ROUTE_ERROR)
+        return route->kind;
+    if (if_match && s_if_match (route, if_match) == CART_ROUTE_ERROR)
+        return route->kind;
+    if (!writes && if_none_match)
+        s_if_none_match (route, if_none_match);
+    return route->kind;
+}
+
+bool
+cart_route_not_modified (bool any, const uint64_t *versions, size_t n, uint64_t version)
+{
+    if (any)
+        return version != 0; //  * matches a cart that exists
+    for (size_t i = 0; i < n; i++)
+        if (versions[i] == version)
+            return true;
+    return false;
+}
+
+const char *
+cart_route_etag (uint64_t version, char *tag)
+{
+    snprintf (tag, CART_ETAG_MAX, "\"%llu\"", (unsigned long long)version);
+    return tag;
 }

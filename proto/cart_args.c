@@ -57,6 +57,29 @@ cart_args_bytes (const char *text, uint64_t min, uint64_t max, uint64_t *value)
 }
 
 int
+cart_args_seconds (const char *text, uint64_t max, uint64_t *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long long parsed = strtoull (text, &end, 10);
+    if (errno || end == text || *text == '-')
+        return -1;
+    uint64_t unit = 1;
+    if (*end == 'm')
+        unit = 60;
+    else if (*end == 'h')
+        unit = 3600;
+    else if (*end == 'd')
+        unit = 86400;
+    if (*end && strchr ("smhd", *end))
+        end++;
+    if (*end || parsed > max / unit)
+        return -1;
+    *value = (uint64_t)parsed * unit;
+    return 0;
+}
+
+int
 cart_args_real (const char *text, double min, double max, double *value)
 {
     char *end;

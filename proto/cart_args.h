@@ -19,6 +19,10 @@ int cart_args_number (const char *text, long min, long max, long *value);
 //  1024), between min and max. Returns 0 or -1.
 int cart_args_bytes (const char *text, uint64_t min, uint64_t max, uint64_t *value);
 
+//  Parses a duration in seconds, with an optional suffix s, m, h or d
+//  (seconds, minutes, hours, days), at most max seconds. Returns 0 or -1.
+int cart_args_seconds (const char *text, uint64_t max, uint64_t *value);
+
 //  Parses a decimal number between min and max. Returns 0 or -1.
 int cart_args_real (const char *text, double min, double max, double *value);
 

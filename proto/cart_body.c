@@ -34,7 +34,24 @@ s_fields (cart_shape_t shape)
     }
     return 0;
 }
-#define FIELDS_MAX 7
+#define FIELDS_MAX 8 //  7, and the options
+
+bool
+cart_idem_valid (const char *key, size_t len)
+{
+    if (!key || len < 1 || len > CART_IDEM_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (key[i] < 0x21 || key[i] > 0x7E)
+            return false;
+    return true;
+}
+
+static bool
+s_has_options (const cart_request_t *req)
+{
+    return req->at || req->match != CART_MATCH_NONE || req->idem;
+}
 
 static int
 s_check_item (const cart_item_t *item, const char **error)
@@ -57,6 +74,10 @@ cart_request_check (const cart_request_t *req, const char **error)
         FAIL ("unknown operation");
     if (!cart_id_valid (req->customer, req->customer_len))
         FAIL ("customerId must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ @ : -");
+    if (req->idem && !cart_idem_valid (req->idem, req->idem_len))
+        FAIL ("an idempotency key must be 1 to 255 characters of visible ASCII");
+    if (req->match > CART_MATCH_VERSION || req->version >> 63)
+        FAIL ("a cart version must be below 2^63");
     cart_shape_t shape = cart_op_shape (req->op);
     if (shape == CART_SHAPE_CUSTOMER)
         return 0;
@@ -76,7 +97,8 @@ cart_request_encode (const cart_request_t *req, msgpack_sbuffer *buf, const char
     const cart_item_t *item = &req->item;
     msgpack_packer pk;
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
-    msgpack_pack_array (&pk, s_fields (shape));
+    bool options = s_has_options (req);
+    msgpack_pack_array (&pk, s_fields (shape) + options);
     msgpack_pack_uint8 (&pk, (uint8_t)req->op);
     cart_mpack_pack_str (&pk, req->customer, req->customer_len);
     switch (shape) {
@@ -97,7 +119,40 @@ cart_request_encode (const cart_request_t *req, msgpack_sbuffer *buf, const char
             cart_mpack_pack_opt_str (&pk, item->expiry, item->expiry_len);
             break;
     }
+    if (options) {
+        msgpack_pack_array (&pk, 3);
+        msgpack_pack_uint64 (&pk, req->at);
+        if (req->match == CART_MATCH_ANY)
+            msgpack_pack_true (&pk);
+        else if (req->match == CART_MATCH_VERSION)
+            msgpack_pack_uint64 (&pk, req->version);
+        else
+            msgpack_pack_nil (&pk);
+        cart_mpack_pack_opt_str (&pk, req->idem, req->idem_len);
+    }
     return 0;
+}
+
+//  Reads the options: [at, nil | true | version, nil | key].
+static int
+s_read_options (cart_mpack_t *r, cart_request_t *req)
+{
+    size_t n;
+    bool any;
+    if (cart_mpack_array (r, 3, &n) || n != 3 ||
+        cart_mpack_uint (r, UINT64_MAX, &req->at))
+        return -1;
+    if (cart_mpack_nil (r))
+        req->match = CART_MATCH_NONE;
+    else if (cart_mpack_bool (r, &any) == 0) {
+        if (!any)
+            return -1;
+        req->match = CART_MATCH_ANY;
+    } else if (cart_mpack_uint (r, UINT64_MAX, &req->version) == 0)
+        req->match = CART_MATCH_VERSION;
+    else
+        return -1;
+    return cart_mpack_opt_str (r, SIZE_MAX, &req->idem, &req->idem_len);
 }
 
 //  Reads the fields of an ITEM request after the item id.
@@ -151,14 +206,17 @@ cart_request_decode (const void *data, size_t size, cart_request_t *req,
     size_t fields;
     uint64_t op;
     if (cart_mpack_array (&r, FIELDS_MAX, &fields) || fields < 2)
-        FAIL ("request body is not an array of 2 to 7 fields");
+        FAIL ("request body is not an array of 2 to 8 fields");
     if (cart_mpack_uint (&r, CART_OP_MAX, &op) || !cart_op_valid ((int)op))
         FAIL ("request's operation is not one of CART/2's");
     req->op = (cart_op_t)op;
-    if (fields != s_fields (cart_op_shape (req->op)))
+    size_t want = s_fields (cart_op_shape (req->op));
+    if (fields != want && fields != want + 1)
         FAIL ("request has the wrong number of fields for its operation");
     if (s_read_request_fields (&r, req))
         FAIL ("request field is missing, of the wrong type or out of range");
+    if (fields > want && s_read_options (&r, req))
+        FAIL ("request's options are not [at, nil | true | version, nil | key]");
     if (!cart_mpack_done (&r))
         FAIL ("request body has bytes after its end");
     return cart_request_check (req, error);

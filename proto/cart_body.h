@@ -15,15 +15,34 @@
 
 #include "cart_types.h"
 
+//  A request's condition on the cart's version (HTTP's If-Match)
+typedef enum {
+    CART_MATCH_NONE,   //  none
+    CART_MATCH_ANY,    //  the cart exists (If-Match: *)
+    CART_MATCH_VERSION //  the cart's version is `version` (0: the cart is empty)
+} cart_match_t;
+
 //  A cart request (PROTOCOL.md 4.1). Which item fields are used follows
 //  from the operation's shape (CART_OPS): ITEM uses all, COUNT item.id and
-//  item.count, ITEM_ID item.id, CUSTOMER none.
+//  item.count, ITEM_ID item.id, CUSTOMER none. The options after them are
+//  sent only when one is set.
 typedef struct {
     cart_op_t op;
     const char *customer;
     size_t customer_len;
     cart_item_t item;
+    //  Options
+    uint64_t at;        //  in a shard's log: when it was applied, in seconds
+                        //  since the epoch; 0 otherwise
+    cart_match_t match; //  the condition on the cart's version
+    uint64_t version;   //  CART_MATCH_VERSION: the version, below 2^63
+    const char *idem;   //  an idempotency key, or NULL
+    size_t idem_len;    //  1..CART_IDEM_MAX bytes of visible ASCII
 } cart_request_t;
+
+//  True when the byte range is a valid idempotency key: 1..CART_IDEM_MAX
+//  bytes of visible ASCII (0x21..0x7E).
+bool cart_idem_valid (const char *key, size_t len);
 
 //  Check a request against every rule of PROTOCOL.md 4 (identifiers,
 //  ranges, lengths, the RFC 3339 date). Returns 0 or -1.

@@ -280,6 +280,8 @@ s_take_reply (cart_client_t *self, cart_result_t *result)
         return 0; //  late (its deadline passed), or never ours
     *result = (cart_result_t){.corr = header->corr,
                               .status = header->status,
+                              .version = header->key,
+                              .replayed = (header->flags & CART_FLAG_REPLAYED) != 0,
                               .user = self->requests[slot].user,
                               .body = cart_msg_body (&self->in),
                               .body_size = cart_msg_body_size (&self->in)};

@@ -43,6 +43,9 @@ typedef struct _cart_client_t cart_client_t;
 typedef struct {
     uint64_t corr;    //  the request's correlation id
     int status;       //  cart_status_t; CART_TIMEOUT at the deadline
+    uint64_t version; //  a cart request's: the cart's version (its ETag)
+    bool replayed;    //  the answer of an earlier request with the same
+                      //  idempotency key
     void *user;       //  what the caller gave to the send
     const void *body; //  msgpack reply body (empty on timeout); valid
     size_t body_size; //  until the next cart_client_recv

@@ -122,11 +122,36 @@ cart_mpack_bool (cart_mpack_t *r, bool *value)
 int
 cart_mpack_opt_uint (cart_mpack_t *r, uint64_t max, uint64_t *value, bool *present)
 {
-    *present = !(s_left (r) >= 1 && *r->p == 0xC0);
+    *present = !cart_mpack_nil (r);
     if (*present)
         return cart_mpack_uint (r, max, value);
-    r->p++;
     *value = 0;
+    return 0;
+}
+
+bool
+cart_mpack_nil (cart_mpack_t *r)
+{
+    if (s_left (r) < 1 || *r->p != 0xC0)
+        return false;
+    r->p++;
+    return true;
+}
+
+int
+cart_mpack_bin (cart_mpack_t *r, size_t max, const uint8_t **data, size_t *len)
+{
+    if (s_left (r) < 1)
+        return -1;
+    uint8_t tag = *r->p++;
+    uint64_t size;
+    if (tag < 0xC4 || tag > 0xC6 || s_take (r, (size_t)1 << (tag - 0xC4), &size))
+        return -1;
+    if (size > max || size > s_left (r))
+        return -1;
+    *data = r->p;
+    *len = (size_t)size;
+    r->p += size;
     return 0;
 }
 
@@ -134,8 +159,7 @@ cart_mpack_opt_uint (cart_mpack_t *r, uint64_t max, uint64_t *value, bool *prese
 int
 cart_mpack_opt_str (cart_mpack_t *r, size_t max, const char **text, size_t *len)
 {
-    if (s_left (r) >= 1 && *r->p == 0xC0) {
-        r->p++;
+    if (cart_mpack_nil (r)) {
         *text = NULL;
         *len = 0;
         return 0;

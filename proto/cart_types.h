@@ -21,6 +21,7 @@
 #define CART_PRICE_MAX  100000000000000ULL //  1e12 in cents
 #define CART_BODY_MAX   16384              //  bytes in an HTTP request body
 #define CART_SHARDS_MAX 10000              //  shards in one cluster
+#define CART_IDEM_MAX   255                //  bytes in an idempotency key
 
 //  Status codes, typed on the wire as one big-endian uint16 in the header
 //  (cart_wire.h). They are HTTP's numbers where HTTP has the same meaning,
@@ -33,7 +34,11 @@
     X (BAD_REQUEST, 400, "the request breaks the protocol or a rule of its fields")      \
     X (FORBIDDEN, 403, "a worker's key does not grant a shard it registers for")         \
     X (NOT_FOUND, 404, "no such item, or no such cart")                                  \
-    X (CONFLICT, 409, "a cart limit would be exceeded; a shard already has a worker")    \
+    X (CONFLICT, 409,                                                                    \
+       "a cart limit would be exceeded; a shard already has a worker; "                  \
+       "a request with the same idempotency key is still being applied")                 \
+    X (PRECONDITION_FAILED, 412, "the cart's version is not the one the request names")  \
+    X (UNPROCESSABLE, 422, "an idempotency key was used before for another request")     \
     X (INTERNAL, 500, "a fault of the service itself")                                   \
     X (UNAVAILABLE, 503, "no live worker serves the shard, or a bound was reached")      \
     X (TIMEOUT, 504, "no answer within the deadline (client side only)")

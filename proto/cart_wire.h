@@ -63,15 +63,21 @@ typedef enum { CART_COMMANDS (CART_COMMAND_ENUM) } cart_command_t;
 //  command (PROTOCOL.md section 3); the others are sent as 0.
 typedef struct {
     uint8_t command;     //  cart_command_t
-    uint8_t flags;       //  none defined in version 2: sent as 0
+    uint8_t flags;       //  REPLY to a cart request: CART_FLAG_ bits; else 0
     uint16_t status;     //  REPLY: cart_status_t; REFUSE: why
     uint16_t shard;      //  REQUEST to a worker, REPLY from it: the shard
     uint32_t timeout_ms; //  REQUEST, PING, STATS: how long the sender waits
     uint32_t acked;      //  from a client: reply body bytes it has taken,
                          //  modulo 2^32 (flow control, PROTOCOL.md 7)
     uint64_t corr;       //  correlation id
-    uint64_t key;        //  REQUEST: hash_key (customerId), below 2^63
+    uint64_t key;        //  REQUEST: hash_key (customerId), below 2^63;
+                         //  REPLY to a cart request: the cart's version
 } cart_header_t;
+
+//  Flags of a REPLY to a cart request
+#define CART_FLAG_REPLAYED                                                               \
+    0x01 //  the answer of an earlier request with the same
+         //  idempotency key, given again
 
 //  Writes a header into wire[CART_HEADER_SIZE].
 void cart_header_encode (const cart_header_t *header, uint8_t *wire);

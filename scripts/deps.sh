@@ -8,7 +8,9 @@
 #   - czmq 4.2.1 with its DRAFT API (zhttp_server) and
 #     deps/patches/czmq-4.2.1-zhttp.patch, linking that libmicrohttpd into
 #     libczmq.so, so that no system libmicrohttpd is used at run time,
-#     into deps/czmq.
+#     into deps/czmq;
+#   - the tests' tools from npm, deps/npm/package-lock.json (validate-api,
+#     which checks http_front/openapi.json as OpenAPI 3.1), into deps/npm.
 # Safe to run again: each step is skipped when its result is already there.
 #
 #   scripts/deps.sh [BUILD_DIR]      (default: build)
@@ -43,7 +45,11 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       libjansson-dev libcurl4-openssl-dev zlib1g-dev
       clang libclang-rt-14-dev python3 curl
       docker-compose python3-yaml iproute2    # tests/test_compose.py, test_netns.py
+      python3-jsonschema                      # tests/cart_openapi.py (draft 2020-12)
       prometheus)                             # promtool, for tests/test_metrics.py
+# Node.js and npm for deps/npm: the machine's own when it has them (a
+# Node.js from elsewhere brings its npm), else Debian's
+command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
@@ -58,6 +64,20 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 1b. The tests' npm packages, exactly as locked, once per lock file
+npm_dir=$deps/npm
+npm_want=$(sha1sum < "$top/deps/npm/package-lock.json" | cut -c1-40)
+if [ -f "$npm_dir/.stamp" ] && [ "$(cat "$npm_dir/.stamp")" = "$npm_want" ]; then
+    log "the tests' npm packages already in $npm_dir"
+else
+    log "installing the tests' npm packages into $npm_dir"
+    rm -rf "$npm_dir"
+    mkdir -p "$npm_dir"
+    cp "$top/deps/npm/package.json" "$top/deps/npm/package-lock.json" "$npm_dir/"
+    logged "$deps/npm.log" npm ci --prefix "$npm_dir" --ignore-scripts --no-audit --no-fund
+    echo "$npm_want" > "$npm_dir/.stamp"
 fi
 
 # Downloads a Debian source package (apt-get source's PKG=VERSION) into

@@ -126,6 +126,8 @@ _Static_assert(CART_ITEMS_MAX <= UINT16_MAX, "an item count fits in 16 bits");
 
 //  One cart: a single block holding the customerId then the item records.
 typedef struct {
+    uint64_t version;     //  the partition's change count at the cart's last change
+    uint32_t touched;     //  when it last changed, in seconds since the epoch
     uint32_t used;        //  bytes of data in use
     uint32_t cap;         //  bytes of data allocated
     uint16_t n_items;     //  item records after the customerId
@@ -163,6 +165,9 @@ struct _cart_partition_t {
     size_t n_items;
     size_t bytes; //  asked of the allocator and of mmap, all blocks
     uint64_t seed;
+    uint64_t changes; //  changes made, the next cart version is one more
+    uint32_t now;     //  the clock carts are stamped with (cart_partition_set_now)
+    cart_idem_t *idem;
     //  Stats
     size_t resizes, steps;
     size_t step_moved, step_visited, step_cleared, step_released;
@@ -317,6 +322,8 @@ s_cart_new (cart_partition_t *self, const char *customer, size_t customer_len,
     cart->cap = (uint32_t)cap;
     cart->n_items = 0;
     cart->customer_len = (uint8_t)customer_len;
+    cart->version = 0;
+    cart->touched = self->now;
     memcpy (cart->data, customer, customer_len);
     return cart;
 }
@@ -664,6 +671,18 @@ s_drop (cart_partition_t *self, table_t *table, slot_t *slot)
 //  --------------------------------------------------------------------------
 //  Item operations on a cart found in a slot
 
+//  Counts a change to the slot's cart (NULL: the cart is gone) and stamps
+//  it with its version and the clock.
+static void
+s_changed (cart_partition_t *self, slot_t *slot)
+{
+    self->changes++;
+    if (slot) {
+        slot->cart->version = self->changes;
+        slot->cart->touched = self->now;
+    }
+}
+
 //  Writes the item, with the given count, over the old_len-byte record at
 //  off (0 bytes at the end to append), and fills *stored when not NULL.
 //  The record is built aside first, as the item's strings may point into
@@ -689,6 +708,7 @@ s_merge (cart_partition_t *self, slot_t *slot, uint8_t *rec, const cart_item_t *
         return CART_CONFLICT;
     size_t off = (size_t)(rec - slot->cart->data);
     s_store (self, slot, off, s_item_size (rec), item, count, stored);
+    s_changed (self, slot);
     return CART_OK;
 }
 
@@ -701,6 +721,7 @@ s_append (cart_partition_t *self, slot_t *slot, const cart_item_t *item,
     s_store (self, slot, slot->cart->used, 0, item, item->count, stored);
     slot->cart->n_items++;
     self->n_items++;
+    s_changed (self, slot);
     return CART_CREATED;
 }
 
@@ -712,8 +733,11 @@ s_remove (cart_partition_t *self, table_t *table, slot_t *slot, uint8_t *rec)
     s_cart_splice (self, slot, off, s_item_size (rec), 0);
     slot->cart->n_items--;
     self->n_items--;
-    if (slot->cart->n_items == 0)
+    if (slot->cart->n_items == 0) {
         s_drop (self, table, slot);
+        slot = NULL;
+    }
+    s_changed (self, slot);
 }
 
 //  --------------------------------------------------------------------------
@@ -729,6 +753,7 @@ cart_partition_new (void)
     self->seed = s_seed ();
     self->tab[0] = s_table_new (self, TABLE_MIN);
     memset (self->tab[0].slots, 0, s_table_size (&self->tab[0]));
+    self->idem = cart_idem_new ();
     return self;
 }
 
@@ -748,6 +773,7 @@ cart_partition_destroy (cart_partition_t **self_p)
     }
     if (self->retired)
         munmap (self->retired, self->retired_len);
+    cart_idem_destroy (&self->idem);
     free (self);
     *self_p = NULL;
 }
@@ -795,6 +821,7 @@ cart_partition_set_count (cart_partition_t *self, uint64_t key, const char *cust
     s_put_le (rec + ITEM_COUNT, count, 3);
     if (stored)
         s_item_decode (rec, stored);
+    s_changed (self, slot);
     return CART_OK;
 }
 
@@ -833,6 +860,8 @@ cart_partition_get (cart_partition_t *self, uint64_t key, const char *customer,
     cart_t *cart = slot->cart;
     view->customer = (const char *)cart->data;
     view->n_items = cart->n_items;
+    view->version = cart->version;
+    view->touched = cart->touched;
     view->cursor = cart->data + cart->customer_len;
     view->limit = cart->data + cart->used;
     return CART_OK;
@@ -858,6 +887,8 @@ cart_partition_next (cart_partition_t *self, size_t *cursor, cart_view_t *view,
             *view = (cart_view_t){.customer = (const char *)cart->data,
                                   .customer_len = cart->customer_len,
                                   .n_items = cart->n_items,
+                                  .version = cart->version,
+                                  .touched = cart->touched,
                                   .cursor = cart->data + cart->customer_len,
                                   .limit = cart->data + cart->used};
             if (key)
@@ -883,7 +914,52 @@ cart_partition_drop (cart_partition_t *self, uint64_t key, const char *customer,
     if (!slot)
         return CART_NOT_FOUND;
     s_drop (self, table, slot);
+    s_changed (self, NULL);
     return CART_DELETED;
+}
+
+int
+cart_partition_restore (cart_partition_t *self, uint64_t key, const char *customer,
+                        size_t customer_len, uint64_t version, uint32_t touched)
+{
+    assert (self);
+    if (!s_customer_valid (key, customer, customer_len) || version >> 63)
+        return CART_BAD_REQUEST;
+    table_t *table;
+    slot_t *slot = s_find (self, key, customer, customer_len, &table);
+    if (!slot)
+        return CART_NOT_FOUND;
+    slot->cart->version = version;
+    slot->cart->touched = touched;
+    return CART_OK;
+}
+
+void
+cart_partition_set_now (cart_partition_t *self, uint32_t now)
+{
+    assert (self);
+    self->now = now;
+}
+
+uint64_t
+cart_partition_changes (cart_partition_t *self)
+{
+    assert (self);
+    return self->changes;
+}
+
+void
+cart_partition_set_changes (cart_partition_t *self, uint64_t changes)
+{
+    assert (self);
+    self->changes = changes;
+}
+
+cart_idem_t *
+cart_partition_idem (cart_partition_t *self)
+{
+    assert (self);
+    return self->idem;
 }
 
 bool
@@ -910,13 +986,6 @@ cart_partition_items (cart_partition_t *self)
 {
     assert (self);
     return self->n_items;
-}
-
-uint64_t
-cart_partition_expired (cart_partition_t *self)
-{
-    assert (self);
-    return 0;
 }
 
 size_t

@@ -27,6 +27,7 @@
 #ifndef CART_PARTITION_H_INCLUDED
 #define CART_PARTITION_H_INCLUDED
 
+#include "cart_idem.h"
 #include "cart_types.h"
 
 typedef struct _cart_partition_t cart_partition_t;
@@ -36,7 +37,9 @@ typedef struct _cart_partition_t cart_partition_t;
 typedef struct {
     const char *customer; //  the cart's customerId
     size_t customer_len;
-    size_t n_items; //  distinct items
+    size_t n_items;   //  distinct items
+    uint64_t version; //  the cart's version (0: no cart), see "Versions" below
+    uint32_t touched; //  when it last changed, in seconds since the epoch
     //  Private to the partition
     const uint8_t *cursor;
     const uint8_t *limit;
@@ -95,15 +98,39 @@ bool cart_view_next (cart_view_t *view, cart_item_t *item);
 bool cart_partition_next (cart_partition_t *self, size_t *cursor, cart_view_t *view,
                           uint64_t *key);
 
+//  Versions. The partition counts its changes (each add, set, remove and
+//  drop that succeeds counts one), and a cart's version is the count at
+//  its last change: every change makes it larger, and no two carts of the
+//  partition's life share one, so that a cart checked out and filled again
+//  never takes an old version back. A replay of the same changes from the
+//  same start gives the same versions. Each changed cart is stamped with
+//  the partition's clock, which its owner sets before each operation.
+
+//  The clock that changed carts are stamped with, in seconds since the
+//  epoch (a worker sets its own before each request; a replay, the time
+//  the record says).
+void cart_partition_set_now (cart_partition_t *self, uint32_t now);
+
+//  The change count: the version of the latest change.
+uint64_t cart_partition_changes (cart_partition_t *self);
+
+//  Sets the change count (a snapshot's, once its carts are loaded).
+void cart_partition_set_changes (cart_partition_t *self, uint64_t changes);
+
+//  Sets an existing cart's version and time (a snapshot's load). Returns
+//  CART_OK, CART_NOT_FOUND or CART_BAD_REQUEST.
+int cart_partition_restore (cart_partition_t *self, uint64_t key, const char *customer,
+                            size_t customer_len, uint64_t version, uint32_t touched);
+
+//  The idempotency keys kept with the partition's carts (cart_idem.h):
+//  they live and die with the partition, and its snapshots hold them.
+cart_idem_t *cart_partition_idem (cart_partition_t *self);
+
 //  Number of carts (customers with at least one item).
 size_t cart_partition_carts (cart_partition_t *self);
 
 //  Number of items over all carts.
 size_t cart_partition_items (cart_partition_t *self);
-
-//  Number of carts removed for expiry since the partition was made, for
-//  the worker's load (PROTOCOL.md 4.4). Carts do not expire yet: 0.
-uint64_t cart_partition_expired (cart_partition_t *self);
 
 //  Bytes of heap that the partition holds (its table and carts, as asked
 //  of the allocator), for stats and the memory benchmark. During a resize

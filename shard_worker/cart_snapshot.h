@@ -5,13 +5,26 @@
     A snapshot is a file of records in the log's framing (cart_log.h: a
     length, a CRC-32 and a number, counted from 1 in each file):
 
-        record 1      the head, 32 bytes: "CARTSNAP", then big-endian
-                      u32 version (1), u32 shard, u32 the cluster's shard
+        record 1      the head, 40 bytes: "CARTSNAP", then big-endian
+                      u32 version (2), u32 shard, u32 the cluster's shard
                       count, u32 zero, u64 the last log sequence number
-                      the snapshot holds ("covered")
-        records 2..   one cart each, as a GET reply body (PROTOCOL.md 4.2):
-                      [customerId, [item, ...]], items in cart order
-        last record   the end, 24 bytes: "CARTEND\0", u64 carts, u64 items
+                      the snapshot holds ("covered"), u64 the partition's
+                      change count (cart_partition.h, "Versions")
+        records 2..   one cart each: 'C', u64 its version, u32 when it
+                      last changed (seconds since the epoch), then a GET
+                      reply body (PROTOCOL.md 4.2): [customerId, [item,
+                      ...]], items in cart order
+        then          one idempotency key each (cart_idem.h), oldest
+                      first: 'K', u16 status, u64 version, u64 the
+                      request's fingerprint, u64 when it was applied, u8
+                      length and the customerId, u8 length and the key,
+                      then the reply body
+        last record   the end, 32 bytes: "CARTEND\0", u64 carts, u64
+                      items, u64 keys
+
+    Version 1 (a 32-byte head without the change count, carts without
+    their prefix, no keys, a 24-byte end) is still read: its carts take
+    versions in the order they are loaded, and the time of the load.
 
     It is written as DIR/shard-K.snap.new, synced, renamed to
     DIR/shard-K.snap and the directory synced: a snapshot under its name
@@ -28,7 +41,7 @@
 
 #include "cart_partition.h"
 
-#define CART_SNAPSHOT_VERSION 1
+#define CART_SNAPSHOT_VERSION 2
 
 typedef struct {
     bool present;     //  a snapshot was found

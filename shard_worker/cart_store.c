@@ -114,14 +114,11 @@ static int
 s_check_skipped (void *arg, const void *payload, size_t size)
 {
     replay_t *replay = (replay_t *)arg;
-    cart_request_t req;
     const char *error = NULL;
-    if (cart_request_decode (payload, size, &req, &error) == 0 &&
-        cart_ring_shard (cart_hash_key (req.customer, req.customer_len),
-                         replay->shards) == replay->shard)
+    if (cart_apply_record_check (payload, size, replay->shard, replay->shards, &error) ==
+        0)
         return 0;
-    snprintf (replay->why, 300, "%s",
-              error ? error : "its customer belongs to another shard");
+    snprintf (replay->why, 300, "%s", error);
     return -1;
 }
 

@@ -53,11 +53,13 @@
 #include "cart_store.h"
 #include "cart_wire.h"
 
-#define LOAD_MS    1000 //  how often a heartbeat carries the load
-#define BATCH      256  //  requests read and answered in one go
-#define WORKER_HWM 10000
-#define REFUSALS   (3 * CART_LIVENESS) //  beats a 409 refusal is retried
-#define WATCH_MS   10000               //  a failing handshake is logged this often
+#define LOAD_MS     1000 //  how often a heartbeat carries the load
+#define BATCH       256  //  requests read and answered in one go
+#define WORKER_HWM  10000
+#define REFUSALS    (3 * CART_LIVENESS) //  beats a 409 refusal is retried
+#define WATCH_MS    10000               //  a failing handshake is logged this often
+#define SWEEP_CARTS 256                 //  carts looked at for expiry per heartbeat
+#define SWEEP_KEYS  1024 //  idempotency keys forgotten per shard per heartbeat
 
 //  A reply held back until its batch is committed
 typedef struct {
@@ -119,7 +121,17 @@ typedef struct {
     cart_commit_t *commit;
     cart_log_t **flight_logs; //  the logs the commit in flight writes
     uint32_t *flight_slots;   //  and their slots
+    uint64_t *flight_seqs;    //  and the last record of each
     size_t n_flight;
+    uint64_t *committed;    //  per slot: the last log record committed
+    msgpack_sbuffer record; //  a change as it is logged
+    bool expired_dirty;     //  expiries buffered in logs, with no request
+    //  Expiry (cart_ttl) and idempotency keys (idem_ttl), seconds
+    uint64_t cart_ttl;
+    uint64_t idem_ttl;
+    uint64_t *expired; //  per slot: carts removed for their age
+    size_t *sweep_at;  //  per slot: where the sweep for old carts is
+    size_t sweep_slot; //  the slot the next sweep starts with
 } self_t;
 
 //  --------------------------------------------------------------------------
@@ -169,11 +181,23 @@ s_self_destroy (self_t **self_p)
     free (self->lost);
     free (self->flight_logs);
     free (self->flight_slots);
+    free (self->flight_seqs);
+    free (self->committed);
+    free (self->expired);
+    free (self->sweep_at);
+    msgpack_sbuffer_destroy (&self->record);
     msgpack_sbuffer_destroy (&self->batches[0].out);
     msgpack_sbuffer_destroy (&self->batches[1].out);
     msgpack_sbuffer_destroy (&self->out);
     free (self);
     *self_p = NULL;
+}
+
+//  Seconds since the epoch, the time carts and keys are stamped with
+static uint64_t
+s_now (void)
+{
+    return (uint64_t)(zclock_time () / 1000);
 }
 
 //  Builds the shard table; a shard listed twice is an error.
@@ -199,7 +223,13 @@ s_own_shards (self_t *self, const cart_worker_config_t *config, const char **err
         self->slot_of[shard] = (int32_t)i;
         self->shards[i] = shard;
         self->partitions[i] = cart_partition_new ();
+        //  What a log or snapshot older than carts' times says was changed
+        //  is taken as changed now
+        cart_partition_set_now (self->partitions[i], (uint32_t)s_now ());
     }
+    self->expired = (uint64_t *)calloc (config->n_shards, sizeof (uint64_t));
+    self->sweep_at = (size_t *)calloc (config->n_shards, sizeof (size_t));
+    assert (self->expired && self->sweep_at);
     return 0;
 }
 
@@ -232,7 +262,10 @@ s_self_new (zsock_t *pipe, const cart_worker_config_t *config, const char **erro
         config->heartbeat_ms > 0 ? config->heartbeat_ms : CART_HEARTBEAT_MS;
     self->liveness = config->liveness > 0 ? config->liveness : CART_LIVENESS;
     self->verbose = config->verbose;
+    self->cart_ttl = config->cart_ttl;
+    self->idem_ttl = config->idem_ttl ? config->idem_ttl : CART_IDEM_TTL;
     msgpack_sbuffer_init (&self->out);
+    msgpack_sbuffer_init (&self->record);
     msgpack_sbuffer_init (&self->batches[0].out);
     msgpack_sbuffer_init (&self->batches[1].out);
     self->gathering = &self->batches[0];
@@ -305,8 +338,7 @@ s_send_heartbeat (self_t *self)
         cart_shard_stats_t entry = {.shard = self->shards[i],
                                     .carts = cart_partition_carts (self->partitions[i]),
                                     .items = cart_partition_items (self->partitions[i]),
-                                    .expired =
-                                        cart_partition_expired (self->partitions[i])};
+                                    .expired = self->expired[i]};
         cart_load_encode_entry (&self->pk, &entry);
     }
     cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);
@@ -316,6 +348,9 @@ s_send_heartbeat (self_t *self)
 
 //  --------------------------------------------------------------------------
 //  Running requests
+
+static void s_error (self_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 static void
 s_error (self_t *self, const char *format, ...)
@@ -327,146 +362,53 @@ s_error (self_t *self, const char *format, ...)
     cart_reply_encode_error (&self->pk, self->text);
 }
 
-static void
-s_encode_view (self_t *self, cart_view_t *view)
+//  Runs the current request on its shard (cart_apply_run) and writes the
+//  reply body into self->out, its status, version and flags into *reply.
+//  A change to be logged is encoded, with its time, into self->record;
+//  returns the slot of the partition it changed, or -1.
+static int32_t
+s_run (self_t *self, cart_header_t *reply)
 {
-    cart_reply_encode_cart (&self->pk, view->customer, view->customer_len, view->n_items);
-    cart_item_t item;
-    while (cart_view_next (view, &item))
-        cart_reply_encode_item (&self->pk, &item);
-}
-
-static int
-s_run_get (self_t *self, cart_partition_t *part, const cart_request_t *req, uint64_t key)
-{
-    cart_view_t view;
-    int rc = cart_partition_get (part, key, req->customer, req->customer_len, &view);
-    if (rc == CART_NOT_FOUND)
-        cart_reply_encode_cart (&self->pk, req->customer, req->customer_len, 0);
-    else
-        s_encode_view (self, &view);
-    return CART_OK;
-}
-
-static int
-s_run_checkout (self_t *self, cart_partition_t *part, const cart_request_t *req,
-                uint64_t key)
-{
-    cart_view_t view;
-    int rc = cart_partition_get (part, key, req->customer, req->customer_len, &view);
-    if (rc == CART_NOT_FOUND) {
-        s_error (self, "customer '%.*s' has no cart to check out", (int)req->customer_len,
-                 req->customer);
-        return rc;
-    }
-    s_encode_view (self, &view);
-    return cart_apply (part, req, key, NULL);
-}
-
-//  Tells which limit an ADD that conflicted would have passed.
-static void
-s_explain_conflict (self_t *self, cart_partition_t *part, const cart_request_t *req,
-                    uint64_t key)
-{
-    cart_view_t view;
-    cart_item_t item;
-    cart_partition_get (part, key, req->customer, req->customer_len, &view);
-    while (cart_view_next (&view, &item))
-        if (item.id_len == req->item.id_len &&
-            memcmp (item.id, req->item.id, item.id_len) == 0) {
-            s_error (self, "item '%.*s' would have %u units; an item has at most %d",
-                     (int)item.id_len, item.id, item.count + req->item.count,
-                     CART_COUNT_MAX);
-            return;
-        }
-    s_error (self, "the cart already holds %d items, the most it can", CART_ITEMS_MAX);
-}
-
-static int
-s_run_add (self_t *self, cart_partition_t *part, const cart_request_t *req, uint64_t key)
-{
-    cart_item_t stored;
-    int rc = cart_apply (part, req, key, &stored);
-    if (rc == CART_OK || rc == CART_CREATED)
-        cart_reply_encode_item (&self->pk, &stored);
-    else if (rc == CART_CONFLICT)
-        s_explain_conflict (self, part, req, key);
-    else
-        s_error (self, "the item was refused by the shard");
-    return rc;
-}
-
-static void
-s_item_not_found (self_t *self, const cart_request_t *req)
-{
-    s_error (self, "item '%.*s' is not in customer '%.*s''s cart", (int)req->item.id_len,
-             req->item.id, (int)req->customer_len, req->customer);
-}
-
-static int
-s_run_set (self_t *self, cart_partition_t *part, const cart_request_t *req, uint64_t key)
-{
-    cart_item_t stored;
-    int rc = cart_apply (part, req, key, &stored);
-    if (rc == CART_OK)
-        cart_reply_encode_item (&self->pk, &stored);
-    else if (rc == CART_NOT_FOUND)
-        s_item_not_found (self, req);
-    else if (rc != CART_DELETED)
-        s_error (self, "the new count was refused by the shard");
-    return rc;
-}
-
-static int
-s_run_remove (self_t *self, cart_partition_t *part, const cart_request_t *req,
-              uint64_t key)
-{
-    int rc = cart_apply (part, req, key, NULL);
-    if (rc == CART_NOT_FOUND)
-        s_item_not_found (self, req);
-    else if (rc != CART_DELETED)
-        s_error (self, "the removal was refused by the shard");
-    return rc;
-}
-
-//  Each operation's function, from CART_OPS: a new operation without one
-//  does not compile, and none runs by default.
-typedef int (*run_fn) (self_t *self, cart_partition_t *part, const cart_request_t *req,
-                       uint64_t key);
-#define CART_OP_RUN(NAME, name, number, request, reply, writes) [number] = s_run_##name,
-static const run_fn s_runs[] = {CART_OPS (CART_OP_RUN)};
-#undef CART_OP_RUN
-_Static_assert(sizeof (s_runs) / sizeof (s_runs[0]) == CART_OP_COUNT + 1,
-               "every operation has its function");
-
-//  Runs the current request on its shard and writes the reply body into
-//  self->out. Returns the reply's status; *changed gets the slot of the
-//  partition it changed, or -1.
-static int
-s_run (self_t *self, int32_t *changed)
-{
-    *changed = -1;
     const cart_header_t *header = &self->msg.header;
     int32_t slot = header->shard < self->slot_limit ? self->slot_of[header->shard] : -1;
     if (slot < 0) {
         s_error (self, "shard %u is not served by this worker", header->shard);
-        return CART_UNAVAILABLE;
+        reply->status = CART_UNAVAILABLE;
+        return -1;
     }
     cart_request_t req;
     const char *error;
     if (cart_request_decode (cart_msg_body (&self->msg), cart_msg_body_size (&self->msg),
                              &req, &error)) {
         s_error (self, "%s", error);
-        return CART_BAD_REQUEST;
+        reply->status = CART_BAD_REQUEST;
+        return -1;
     }
     if (cart_hash_key (req.customer, req.customer_len) != header->key) {
         s_error (self, "the routing key is not hash_key of the customerId");
-        return CART_BAD_REQUEST;
+        reply->status = CART_BAD_REQUEST;
+        return -1;
     }
-    int status = s_runs[req.op](self, self->partitions[slot], &req, header->key);
-    if (cart_apply_changed (&req, status))
-        *changed = slot;
-    return status;
+    cart_log_t *log = self->stores ? cart_store_log (self->stores[slot]) : NULL;
+    cart_context_t context = {.now = s_now (),
+                              .idem_ttl = self->idem_ttl,
+                              .seq = log ? cart_log_sequence (log) + 1 : 0,
+                              .committed = log ? self->committed[slot] : 0};
+    cart_outcome_t outcome;
+    cart_apply_run (self->partitions[slot], &req, header->key, &context, &self->out,
+                    &outcome);
+    reply->status = (uint16_t)outcome.status;
+    reply->key = outcome.version;
+    reply->flags = outcome.replayed ? CART_FLAG_REPLAYED : 0;
+    if (!outcome.changed)
+        return -1;
+    if (log) {
+        req.at = context.now; //  its replay stamps the cart as this did
+        self->record.size = 0;
+        int rc = cart_request_encode (&req, &self->record, NULL);
+        assert (rc == 0); //  it was decoded and checked
+    }
+    return slot;
 }
 
 //  --------------------------------------------------------------------------
@@ -488,8 +430,10 @@ s_recover (self_t *self, const cart_worker_config_t *config, const char **error)
     self->lost = (bool *)calloc (self->n_shards, sizeof (bool));
     self->flight_logs = (cart_log_t **)calloc (self->n_shards, sizeof (cart_log_t *));
     self->flight_slots = (uint32_t *)calloc (self->n_shards, sizeof (uint32_t));
+    self->flight_seqs = (uint64_t *)calloc (self->n_shards, sizeof (uint64_t));
+    self->committed = (uint64_t *)calloc (self->n_shards, sizeof (uint64_t));
     assert (self->stores && self->dirty && self->lost && self->flight_logs &&
-            self->flight_slots);
+            self->flight_slots && self->flight_seqs && self->committed);
     self->commit = cart_commit_new ();
     int64_t start = zclock_usecs ();
     uint64_t records = 0, carts = 0;
@@ -500,6 +444,7 @@ s_recover (self_t *self, const cart_worker_config_t *config, const char **error)
             cart_store_open (&options, self->shards[i], self->partitions[i], error);
         if (!self->stores[i])
             return -1;
+        self->committed[i] = cart_log_sequence (cart_store_log (self->stores[i]));
         records += cart_store_stats (self->stores[i])->replayed;
         carts += cart_store_stats (self->stores[i])->snapshot.carts;
     }
@@ -519,21 +464,18 @@ static void
 s_handle_request (self_t *self)
 {
     self->out.size = 0;
-    int32_t changed;
-    int status = s_run (self, &changed);
     cart_header_t header = {.command = CART_CMD_REPLY,
-                            .status = (uint16_t)status,
                             .shard = self->msg.header.shard,
                             .corr = self->msg.header.corr};
+    int32_t changed = s_run (self, &header);
     if (!self->stores) {
         cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);
         cart_msg_send (self->sock, NULL, &header, &body); //  dropped when full
         return;
     }
     if (changed >= 0) {
-        int rc =
-            cart_log_append (cart_store_log (self->stores[changed]),
-                             cart_msg_body (&self->msg), cart_msg_body_size (&self->msg));
+        int rc = cart_log_append (cart_store_log (self->stores[changed]),
+                                  self->record.data, self->record.size);
         assert (rc == 0); //  a request body is at most CART_REQUEST_WIRE_MAX
         self->dirty[changed] = true;
     }
@@ -583,9 +525,11 @@ s_commit_start (self_t *self)
             cart_log_t *log = cart_store_log (self->stores[i]);
             if (cart_log_seal (log)) {
                 self->flight_logs[self->n_flight] = log;
+                self->flight_seqs[self->n_flight] = cart_log_sequence (log);
                 self->flight_slots[self->n_flight++] = (uint32_t)i;
             }
         }
+    self->expired_dirty = false;
     batch_t *batch = self->gathering;
     self->gathering = self->flight;
     self->flight = batch;
@@ -624,13 +568,16 @@ s_commit_end (self_t *self)
         s_fail (self, text);
         return;
     }
+    //  Its keys are no longer being applied: a retry gets their answers
+    for (size_t k = 0; k < self->n_flight; k++)
+        self->committed[self->flight_slots[k]] = self->flight_seqs[k];
     s_send_batch (self, self->flight, NULL);
     //  A shard whose log has grown enough starts its compaction (a
     //  rotation; the rest runs in another thread)
     for (size_t k = 0; k < self->n_flight; k++)
         cart_store_tick (self->stores[self->flight_slots[k]]);
     self->n_flight = 0;
-    if (self->gathering->n)
+    if (self->gathering->n || self->expired_dirty)
         s_commit_start (self);
 }
 
@@ -639,8 +586,9 @@ s_commit_end (self_t *self)
 static void
 s_commit_all (self_t *self)
 {
-    while (self->commit && !self->failed &&
-           (cart_commit_busy (self->commit) || self->gathering->n)) {
+    while (
+        self->commit && !self->failed &&
+        (cart_commit_busy (self->commit) || self->gathering->n || self->expired_dirty)) {
         if (cart_commit_busy (self->commit))
             s_commit_end (self);
         else
@@ -768,7 +716,8 @@ s_drain (self_t *self, int wait_ms)
            s_handle_broker (self, handled ? ZMQ_DONTWAIT : 0))
         handled++;
     cart_msg_close (&self->msg);
-    if (self->gathering->n && !self->failed && !cart_commit_busy (self->commit))
+    if ((self->gathering->n || self->expired_dirty) && !self->failed &&
+        !cart_commit_busy (self->commit))
         s_commit_start (self);
     return handled;
 }
@@ -783,6 +732,60 @@ s_rehash (self_t *self)
         cart_partition_rehash_step (self->partitions[i], CART_REHASH_BUCKETS);
         if (self->stores && !self->failed && !cart_commit_busy (self->commit))
             cart_store_tick (self->stores[i]); //  a compaction's end, or one left
+    }
+}
+
+//  Removes a cart that has not changed for cart_ttl, and logs it.
+static void
+s_expire (self_t *self, size_t slot, const cart_view_t *view, uint64_t key, uint64_t now)
+{
+    char customer[CART_ID_MAX];
+    size_t len = view->customer_len;
+    memcpy (customer, view->customer, len); //  the view ends with the cart
+    if (self->stores) {
+        self->record.size = 0;
+        cart_apply_encode_expiry (&self->record, customer, len, now);
+        int rc = cart_log_append (cart_store_log (self->stores[slot]), self->record.data,
+                                  self->record.size);
+        assert (rc == 0); //  a few bytes
+        self->dirty[slot] = true;
+        self->expired_dirty = true;
+    }
+    cart_partition_t *part = self->partitions[slot];
+    cart_partition_set_now (part, (uint32_t)now);
+    if (cart_partition_drop (part, key, customer, len) == CART_DELETED)
+        self->expired[slot]++;
+}
+
+//  Looks at up to SWEEP_CARTS carts, going round the shards, and removes
+//  those unchanged for cart_ttl; forgets idempotency keys older than
+//  idem_ttl. Each heartbeat: a cart is removed within a pass over all the
+//  carts (SWEEP_CARTS per heartbeat) after its time.
+static void
+s_sweep (self_t *self)
+{
+    uint64_t now = s_now ();
+    for (size_t i = 0; i < self->n_shards && now > self->idem_ttl; i++)
+        cart_idem_expire (cart_partition_idem (self->partitions[i]), now - self->idem_ttl,
+                          SWEEP_KEYS);
+    if (!self->cart_ttl || now <= self->cart_ttl)
+        return;
+    uint64_t before = now - self->cart_ttl;
+    size_t budget = SWEEP_CARTS, passed = 0;
+    while (budget && passed < self->n_shards) {
+        size_t slot = self->sweep_slot;
+        cart_view_t view;
+        uint64_t key;
+        if (!cart_partition_next (self->partitions[slot], &self->sweep_at[slot], &view,
+                                  &key)) {
+            self->sweep_at[slot] = 0; //  a pass over this shard is done
+            self->sweep_slot = (slot + 1) % self->n_shards;
+            passed++;
+            continue;
+        }
+        budget--;
+        if (view.touched <= before)
+            s_expire (self, slot, &view, key, now);
     }
 }
 
@@ -817,6 +820,7 @@ s_timers (self_t *self)
             s_send_ready (self);
         self->ready_due = false;
         s_send_heartbeat (self);
+        s_sweep (self);
     }
 }
 
@@ -961,7 +965,19 @@ const char cart_worker_durable_help[] =
     "                   a shard's log is compacted into a snapshot once it\n"
     "                   holds SIZE bytes (k, m, g: KiB, MiB, GiB; default 64m)\n"
     "  --compact-factor F\n"
-    "                   ... and F times its last snapshot (default 2)\n";
+    "                   ... and F times its last snapshot (default 2)\n"
+    "  --cart-ttl TIME  a cart not changed for TIME is removed, and the removal\n"
+    "                   logged (s, m, h, d; default 30d; 0 keeps carts for ever)\n"
+    "  --idempotency-ttl TIME\n"
+    "                   how long the answer to a request with an Idempotency-Key\n"
+    "                   is kept for its retries (default 24h)\n";
+
+void
+cart_worker_config_defaults (cart_worker_config_t *config)
+{
+    config->cart_ttl = CART_CART_TTL;
+    config->idem_ttl = CART_IDEM_TTL;
+}
 
 int
 cart_worker_durable_option (cart_worker_config_t *config, int opt, const char *arg,
@@ -987,6 +1003,20 @@ cart_worker_durable_option (cart_worker_config_t *config, int opt, const char *a
                 return 0;
             *error = cart_errorf (
                 "--compact-factor is a number from 1.1 to 1000, not '%s'", arg);
+            return -1;
+        case 'E':
+            if (cart_args_seconds (arg, UINT32_MAX, &config->cart_ttl) == 0)
+                return 0;
+            *error = cart_errorf ("--cart-ttl is a time such as 3600, 90m, 24h or 30d "
+                                  "(0: for ever), not '%s'",
+                                  arg);
+            return -1;
+        case 'K':
+            if (cart_args_seconds (arg, UINT32_MAX, &config->idem_ttl) == 0 &&
+                config->idem_ttl > 0)
+                return 0;
+            *error = cart_errorf (
+                "--idempotency-ttl is a time such as 600, 90m or 24h, not '%s'", arg);
             return -1;
         default:
             return 1;

@@ -44,6 +44,8 @@ typedef struct {
     uint64_t compact_min;    //  with data_dir: log bytes before a snapshot is
                              //  considered; 0: CART_COMPACT_MIN (cart_store.h)
     double compact_factor;   //  and log bytes over snapshot bytes; 0: default
+    uint64_t cart_ttl;       //  seconds a cart is kept unchanged (0: for ever)
+    uint64_t idem_ttl;       //  seconds an idempotency key is kept
     int heartbeat_ms;        //  0: CART_HEARTBEAT_MS
     int liveness;            //  0: CART_LIVENESS
     bool verbose;
@@ -73,16 +75,27 @@ void cart_workers_destroy (cart_workers_t **self_p);
 //  NULL while none has. Does not wait.
 const char *cart_workers_failure (cart_workers_t *self);
 
-//  The durability options that shard_worker and cartd share (each has its
-//  own --data-dir): their getopt_long entries, their --help lines, and
-//  their parsing.
+//  Defaults of the config's times: a cart kept 30 days unchanged, an
+//  idempotency key 24 hours (cart_idem.h)
+#define CART_CART_TTL (30 * 24 * 60 * 60)
+
+//  The options of the carts that shard_worker and cartd share (each has
+//  its own --data-dir): durability, and how long carts and idempotency keys
+//  are kept. Their getopt_long entries, their --help lines, and their
+//  parsing. A config's times start at the defaults only through
+//  cart_worker_config_defaults.
 #define CART_WORKER_DURABLE_OPTIONS                                                      \
     {"fsync", required_argument, NULL, 'F'}, {"repair", no_argument, NULL, 'R'},         \
         {"compact-min", required_argument, NULL, 'C'},                                   \
+        {"compact-factor", required_argument, NULL, 'X'},                                \
+        {"cart-ttl", required_argument, NULL, 'E'},                                      \
     {                                                                                    \
-        "compact-factor", required_argument, NULL, 'X'                                   \
+        "idempotency-ttl", required_argument, NULL, 'K'                                  \
     }
-#define CART_WORKER_DURABLE_SHORT "F:RC:X:"
+#define CART_WORKER_DURABLE_SHORT "F:RC:X:E:K:"
+
+//  Sets the config's times to their defaults.
+void cart_worker_config_defaults (cart_worker_config_t *config);
 extern const char cart_worker_durable_help[];
 
 //  Applies option opt (its argument arg) to config. Returns 0, 1 when opt

@@ -63,6 +63,7 @@ main (int argc, char **argv)
     cart_worker_config_t config = {.broker = "tcp://127.0.0.1:5556",
                                    .cluster_shards = 4,
                                    .fsync = CART_FSYNC_EVERYSEC};
+    cart_worker_config_defaults (&config);
     long threads = 1, number;
     int opt;
     const char *error = NULL, *cert = NULL, *broker_key = NULL;

@@ -37,7 +37,9 @@ typedef struct {
     char backend[128];
     char dir[64];
     const char *fsync;
-    bool compact; //  compact the logs as often as possible
+    bool compact;         //  compact the logs as often as possible
+    bool keyed;           //  every add carries an idempotency key
+    const char *cart_ttl; //  the workers' --cart-ttl, or NULL
     pid_t broker;
     pid_t worker;
     cart_client_t *client;
@@ -54,10 +56,16 @@ s_start_worker (cluster_t *self)
     //  --compact-min's least, and a factor that compacts at about each
     //  doubling of the data
     const char *compact = self->compact ? "--compact-min" : NULL;
-    self->worker = test_spawn (line, sizeof (line), "shard_worker", "--broker",
-                               self->backend, "--shards", shards, "--shard", "0-1",
-                               "--data-dir", self->dir, "--fsync", self->fsync, compact,
-                               "4k", "--compact-factor", "1.1", NULL);
+    if (self->cart_ttl)
+        self->worker =
+            test_spawn (line, sizeof (line), "shard_worker", "--broker", self->backend,
+                        "--shards", shards, "--shard", "0-1", "--data-dir", self->dir,
+                        "--fsync", self->fsync, "--cart-ttl", self->cart_ttl, NULL);
+    else
+        self->worker = test_spawn (line, sizeof (line), "shard_worker", "--broker",
+                                   self->backend, "--shards", shards, "--shard", "0-1",
+                                   "--data-dir", self->dir, "--fsync", self->fsync,
+                                   compact, "4k", "--compact-factor", "1.1", NULL);
 }
 
 //  A broker on free ports of loopback; its endpoints in self.
@@ -94,17 +102,28 @@ s_names (int n, char *customer, char *item)
     snprintf (item, 32, "sku-%d", n);
 }
 
+//  Sends add number n of `count` units, with the idempotency key "key-n"
+//  when keyed.
 static int
-s_send_add (cluster_t *self, int n)
+s_send_add_of (cluster_t *self, int n, uint32_t count, bool keyed)
 {
-    char customer[32], item[32];
+    char customer[32], item[32], key[32];
     s_names (n, customer, item);
+    snprintf (key, sizeof (key), "key-%d", n);
     cart_request_t req = {
         .op = CART_OP_ADD,
         .customer = customer,
         .customer_len = strlen (customer),
-        .item = {.id = item, .id_len = strlen (item), .price_cents = 100, .count = 1}};
+        .item = {.id = item, .id_len = strlen (item), .price_cents = 100, .count = count},
+        .idem = keyed ? key : NULL,
+        .idem_len = keyed ? strlen (key) : 0};
     return cart_client_send (self->client, &req, 3000, (void *)(intptr_t)n, NULL, NULL);
+}
+
+static int
+s_send_add (cluster_t *self, int n)
+{
+    return s_send_add_of (self, n, 1, self->keyed);
 }
 
 static void
@@ -273,23 +292,162 @@ test_kill9_fsync_everysec (void **state)
     s_run ("everysec", false);
 }
 
-//  A disk that stalls longer than the broker's liveness window (300 ms):
-//  every fdatasync, fsync and syncfs of the worker takes 400 ms more
-//  (tests/slow_sync.c, LD_PRELOAD), and the logs are compacted all the
-//  time (a rotation syncs the directory). The worker's committer waits for the disk while
-//  the worker goes on heartbeating, so the broker keeps it: every add is answered 201,
-//  none times out or is refused. (With the sync in the worker's own thread, the broker
-//  dropped the worker at the first sync.)
+//  Sends adds first..first+n once more with their keys (as a client that
+//  is not sure of their fate does) and waits for every answer: each is
+//  201; one answered 201 before is marked replayed. Returns how many were
+//  replayed.
+static int
+s_retry (cluster_t *self, int first, int n)
+{
+    int sent = 0, answered = 0, replayed = 0;
+    cart_result_t result;
+    while (answered < n) {
+        while (sent < n && cart_client_pending (self->client) < WINDOW)
+            assert_int_equal (s_send_add (self, first + sent++), 0);
+        assert_int_equal (cart_client_recv (self->client, &result, 10000), 1);
+        int k = (int)(intptr_t)result.user;
+        if (result.status != CART_CREATED)
+            print_error ("retry of add %d: status %d\n", k, result.status);
+        assert_int_equal (result.status, CART_CREATED);
+        if (self->fate[k] == ACKED)
+            assert_true (result.replayed);
+        replayed += result.replayed;
+        self->fate[k] = ACKED;
+        answered++;
+    }
+    return replayed;
+}
+
+//  A retried add with the same key never adds twice, across a kill -9 of
+//  the worker and its restart in between: each round sends keyed adds,
+//  kills the worker among them, starts it again and sends every add of the
+//  round again with its key. Every retry is 201 (the first answer again,
+//  marked replayed, when the add had been applied), every item holds one
+//  unit (s_check), and the same key with another count is 422. With
+//  compaction, the keys also go through snapshots.
 static void
-test_slow_disk (void **state)
+s_run_keyed (bool compact)
 {
     cluster_t *self = &s_cluster;
     memset (self, 0, sizeof (*self));
     self->fsync = "always";
-    self->compact = true;
+    self->compact = compact;
+    self->keyed = true;
     snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
     assert_non_null (mkdtemp (self->dir));
     s_start_broker (self);
+    s_start_worker (self);
+    self->client = cart_client_new (self->frontend, NULL);
+    assert_non_null (self->client);
+    unsigned seed = (unsigned)zclock_usecs ();
+    print_message ("keyed adds, compact %d, seed %u\n", compact, seed);
+    enum { KEYED_ROUNDS = 3 };
+    int replayed = 0;
+    for (int round = 0; round < KEYED_ROUNDS; round++) {
+        zchunk_t *body = NULL;
+        assert_int_equal (s_get (self, "durable-0", &body), CART_OK); //  serving
+        zchunk_destroy (&body);
+        s_round (self, round,
+                 2 * WINDOW + (int)(rand_r (&seed) % (PER_ROUND - 2 * WINDOW)));
+        s_start_worker (self);
+        assert_int_equal (s_get (self, "durable-0", &body), CART_OK);
+        zchunk_destroy (&body);
+        replayed += s_retry (self, round * PER_ROUND, PER_ROUND);
+        s_check (self, (round + 1) * PER_ROUND);
+    }
+    print_message ("%d retries were answered with the first answer again\n", replayed);
+    assert_true (replayed > 0);
+    //  The same key for another request
+    cart_result_t result;
+    assert_int_equal (s_send_add_of (self, 0, 2, true), 0);
+    assert_int_equal (cart_client_recv (self->client, &result, 10000), 1);
+    assert_int_equal (result.status, CART_UNPROCESSABLE);
+    s_check (self, KEYED_ROUNDS * PER_ROUND);
+    if (compact)
+        assert_int_equal (s_snapshots (self), SHARDS);
+    s_stop (self);
+}
+
+static void
+test_keyed_retry_after_kill9 (void **state)
+{
+    s_run_keyed (false);
+}
+
+static void
+test_keyed_retry_while_compacting (void **state)
+{
+    s_run_keyed (true);
+}
+
+//  The number of items in a customer's cart, or -1 when it cannot be read.
+static int
+s_items (cluster_t *self, const char *customer)
+{
+    zchunk_t *body = NULL;
+    cart_reply_t reply;
+    int items = -1;
+    if (s_get (self, customer, &body) == CART_OK &&
+        cart_reply_decode (zchunk_data (body), zchunk_size (body), &reply, NULL) == 0)
+        items = (int)reply.n_items;
+    zchunk_destroy (&body);
+    return items;
+}
+
+//  A cart not changed for --cart-ttl is removed, and the removal is
+//  logged: it stays removed when the worker starts again, while a cart
+//  changed since stays. Polls, with a deadline, for the removal.
+static void
+test_cart_expiry (void **state)
+{
+    cluster_t *self = &s_cluster;
+    memset (self, 0, sizeof (*self));
+    self->fsync = "always";
+    self->cart_ttl = "2";
+    snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    s_start_broker (self);
+    s_start_worker (self);
+    self->client = cart_client_new (self->frontend, NULL);
+    assert_non_null (self->client);
+    assert_int_equal (s_items (self, "durable-0"), 0); //  serving
+    cart_result_t result;
+    for (int n = 0; n < 2; n++) { //  durable-0 and durable-1
+        assert_int_equal (s_send_add (self, n), 0);
+        assert_int_equal (cart_client_recv (self->client, &result, 10000), 1);
+        assert_int_equal (result.status, CART_CREATED);
+    }
+    int64_t start = zclock_mono ();
+    //  durable-1 is kept changing; durable-0 is left alone
+    int items = 1;
+    for (int n = CUSTOMERS + 1; items > 0 && zclock_mono () - start < 20000;
+         n += CUSTOMERS) {
+        assert_int_equal (s_send_add (self, n), 0);
+        assert_int_equal (cart_client_recv (self->client, &result, 10000), 1);
+        assert_int_equal (result.status, CART_CREATED);
+        items = s_items (self, "durable-0");
+        if (items > 0)
+            cart_client_recv (self->client, &result, 200); //  a pause, not a wait
+    }
+    int64_t waited = zclock_mono () - start;
+    print_message ("the cart was removed %lld ms after its last change\n",
+                   (long long)waited);
+    assert_int_equal (items, 0);
+    assert_true (waited >= 1000); //  not at once (the time-to-live is 2 s)
+    assert_true (s_items (self, "durable-1") > 0);
+    //  Started again with carts kept for ever: the removal was logged
+    test_kill (&self->worker, SIGKILL);
+    self->cart_ttl = NULL;
+    s_start_worker (self);
+    assert_int_equal (s_items (self, "durable-0"), 0);
+    assert_true (s_items (self, "durable-1") > 0);
+    s_stop (self);
+}
+
+//  Starts the worker with every sync 400 ms slower (tests/slow_sync.c).
+static void
+s_start_slow_worker (cluster_t *self)
+{
     //  The shim goes first in the worker's libraries; under ASan, ahead of
     //  its runtime, which must be told that this is meant
     const char *asan = getenv ("ASAN_OPTIONS");
@@ -308,6 +466,67 @@ test_slow_disk (void **state)
     else
         unsetenv ("ASAN_OPTIONS");
     free (saved);
+}
+
+//  A retry while the first request with its key is still being applied
+//  (its log record not yet on a disk that takes 400 ms to sync) is 409,
+//  and changes nothing; once the first is answered, a retry gets its
+//  answer again.
+static void
+test_retry_while_committing (void **state)
+{
+    cluster_t *self = &s_cluster;
+    memset (self, 0, sizeof (*self));
+    self->fsync = "always";
+    snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    s_start_broker (self);
+    s_start_slow_worker (self);
+    self->client = cart_client_new (self->frontend, NULL);
+    assert_non_null (self->client);
+    zchunk_t *body = NULL;
+    assert_int_equal (s_get (self, "durable-0", &body), CART_OK); //  serving
+    zchunk_destroy (&body);
+    //  Twice at once: the second reaches the worker while the first waits
+    //  for the disk
+    assert_int_equal (s_send_add_of (self, 0, 1, true), 0);
+    assert_int_equal (s_send_add_of (self, 0, 1, true), 0);
+    int statuses[2];
+    cart_result_t result;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (cart_client_recv (self->client, &result, 10000), 1);
+        statuses[i] = result.status;
+    }
+    //  In either order: replies wait for the batch before them
+    assert_true ((statuses[0] == CART_CREATED && statuses[1] == CART_CONFLICT) ||
+                 (statuses[0] == CART_CONFLICT && statuses[1] == CART_CREATED));
+    assert_int_equal (s_send_add_of (self, 0, 1, true), 0);
+    assert_int_equal (cart_client_recv (self->client, &result, 10000), 1);
+    assert_int_equal (result.status, CART_CREATED);
+    assert_true (result.replayed);
+    self->fate[0] = ACKED;
+    s_check (self, 1);
+    s_stop (self);
+}
+
+//  A disk that stalls longer than the broker's liveness window (300 ms):
+//  every fdatasync, fsync and syncfs of the worker takes 400 ms more
+//  (tests/slow_sync.c, LD_PRELOAD), and the logs are compacted all the
+//  time (a rotation syncs the directory). The worker's committer waits for the disk while
+//  the worker goes on heartbeating, so the broker keeps it: every add is answered 201,
+//  none times out or is refused. (With the sync in the worker's own thread, the broker
+//  dropped the worker at the first sync.)
+static void
+test_slow_disk (void **state)
+{
+    cluster_t *self = &s_cluster;
+    memset (self, 0, sizeof (*self));
+    self->fsync = "always";
+    self->compact = true;
+    snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
+    assert_non_null (mkdtemp (self->dir));
+    s_start_broker (self);
+    s_start_slow_worker (self);
     self->client = cart_client_new (self->frontend, NULL);
     assert_non_null (self->client);
     zchunk_t *body = NULL;
@@ -377,6 +596,10 @@ main (void)
         cmocka_unit_test (test_kill9_fsync_everysec),
         cmocka_unit_test (test_kill9_while_compacting),
         cmocka_unit_test (test_slow_disk),
+        cmocka_unit_test (test_keyed_retry_after_kill9),
+        cmocka_unit_test (test_keyed_retry_while_compacting),
+        cmocka_unit_test (test_retry_while_committing),
+        cmocka_unit_test (test_cart_expiry),
         cmocka_unit_test (test_cartd_makes_its_data_dir),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -5,7 +5,9 @@ in the path, no Host, too many query arguments and huge chunk sizes are
 answered at once, 400 (or the status named) in the API's JSON error shape,
 and the connection closed; libmicrohttpd's own answers that were HTML pages
 (414, 431, 505, a bad chunk) are JSON; valid requests still work, keep-alive
-and chunked. Usage: test_framing.py PATH/TO/cartd"""
+and chunked. Every answer to a request whose line parses is checked
+against the API's OpenAPI description (cart_openapi). Usage:
+test_framing.py PATH/TO/cartd"""
 import json
 import re
 import selectors
@@ -14,11 +16,15 @@ import subprocess
 import sys
 import time
 
+import cart_openapi
+
 CARTD = sys.argv[1]
 WAIT = 3.0      # every receive gives up after this: a stall fails at once
 PROMPT = 1.0    # an answer must come within this (the stalls were 30 s)
 failures = 0
 checks = 0
+SPEC = None     # the served description, once the server is up
+REQUEST_LINE = re.compile(rb"([A-Z]+) (/[^ \r\n]*) HTTP/1\.[01]\r\n")
 
 
 def check(condition, what):
@@ -101,6 +107,11 @@ def exchange(port, raw, wait_close=False):
         conn.sock.sendall(raw)
         status, headers, body = conn.response()
         seconds = time.monotonic() - started
+        line = REQUEST_LINE.match(raw)
+        if SPEC and line:
+            method, target = line.group(1).decode(), line.group(2).decode("latin-1")
+            problems = SPEC.validate(method, target, status, headers, body)
+            check(not problems, f"{raw[:70]!r}...: not as described: {problems}")
         return status, headers, body, seconds, wait_close and conn.closed_by_server()
     except (socket.timeout, EOFError, ConnectionResetError) as error:
         check(False, f"no answer to {raw[:70]!r}...: {type(error).__name__}")
@@ -164,6 +175,11 @@ def wait_healthy(port):
 
 proc, port = start_cartd()
 wait_healthy(port)
+try:
+    SPEC = cart_openapi.fetch(port)
+except (OSError, ValueError) as error:
+    proc.kill()
+    sys.exit(f"GET /openapi.json: {error}")
 
 ITEM = b'{"offeredPrice": 2.50, "itemCount": 2}'
 POST = (b"POST /item/framing/i1 HTTP/1.1\r\nHost: localhost\r\n"

@@ -18,6 +18,8 @@
 
 #include <jansson.h>
 
+#include "cart_args.h"
+#include "cart_openapi.h"
 #include "cart_render.h"
 #include "cart_route.h"
 #include "cart_time.h"
@@ -340,13 +342,23 @@ test_route_operations (void **state)
     assert_int_equal (s_map ("GET", "/healthz?verbose=1", NULL, NULL),
                       CART_ROUTE_HEALTHZ);
     assert_int_equal (s_map ("GET", "/metrics?name[]=x", NULL, NULL), CART_ROUTE_METRICS);
+    assert_int_equal (s_map ("GET", "/openapi.json", NULL, NULL), CART_ROUTE_OPENAPI);
+    assert_int_equal (s_route.label, CART_LABEL_OPENAPI);
+    assert_int_equal (s_map ("GET", "/openapi.json?v=3.1", NULL, NULL),
+                      CART_ROUTE_OPENAPI);
+    assert_int_equal (s_map ("GET", "http://h/openapi.json", NULL, NULL),
+                      CART_ROUTE_OPENAPI);
+    //  Like the other reads, a body is ignored
+    assert_int_equal (s_map ("GET", "/openapi.json", "application/json", "{}"),
+                      CART_ROUTE_OPENAPI);
 }
 
 static void
 test_route_label_names (void **state)
 {
-    const char *names[CART_LABELS] = {"list",    "add",     "set",   "remove", "checkout",
-                                      "healthz", "metrics", "other", "invalid"};
+    const char *names[CART_LABELS] = {"list",     "add",     "set",     "remove",
+                                      "checkout", "healthz", "metrics", "openapi",
+                                      "other",    "invalid"};
     for (int label = 0; label < CART_LABELS; label++)
         assert_string_equal (cart_route_label_name ((cart_label_t)label), names[label]);
     assert_string_equal (cart_route_label_name (CART_LABELS), "other");
@@ -372,6 +384,7 @@ static const wrong_method_t s_wrong_methods[] = {
      {"GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL}},
     {"/healthz", "GET", {"POST", "PUT", "DELETE", "PATCH", NULL}},
     {"/metrics", "GET", {"POST", "PUT", "DELETE", "PATCH", NULL}},
+    {"/openapi.json", "GET", {"POST", "PUT", "DELETE", "PATCH", "HEAD", NULL}},
     //  The method decides before a bad identifier or query string does
     {"/items/%zz?x=1", "GET, DELETE", {"POST", "PUT", NULL}},
     {"/item/a%2Fb/sku-1", "POST, PUT, DELETE", {"GET", NULL}},
@@ -422,6 +435,11 @@ test_route_404 (void **state)
                            "/healthz/x",
                            "/metrics/",
                            "/health",
+                           "/openapi",
+                           "/openapi.yaml",
+                           "/openapi.json/x",
+                           "/OpenAPI.json",
+                           "/items/openapi.json/x/y",
                            "/items?x=/items/abc",
                            "/%69tems/abc",
                            "*"};
@@ -695,6 +713,8 @@ test_trailing_slash (void **state)
         assert_int_equal (s_route.status, 404);
     }
     assert_int_equal (s_map ("GET", "/healthz/", NULL, NULL), CART_ROUTE_ERROR);
+    assert_int_equal (s_route.status, 404);
+    assert_int_equal (s_map ("GET", "/openapi.json/", NULL, NULL), CART_ROUTE_ERROR);
     assert_int_equal (s_route.status, 404);
     assert_int_equal (s_map ("GET", "/items/c", NULL, NULL), CART_ROUTE_CART);
 }
@@ -2008,6 +2028,147 @@ test_buf (void **state)
     assert_null (buf.data);
 }
 
+//  --------------------------------------------------------------------------
+//  The OpenAPI description built in (http_front/openapi.json) against the
+//  tables it describes: the limits of cart_types.h, the release, and every
+//  route and Allow of cart_route. A change to one without the other fails
+//  here.
+
+static json_t *
+s_openapi (void)
+{
+    json_error_t error;
+    json_t *doc = json_loadb ((const char *)cart_openapi_json, cart_openapi_json_size,
+                              JSON_REJECT_DUPLICATES, &error);
+    if (!doc)
+        fail_msg ("openapi.json: line %d: %s", error.line, error.text);
+    return doc;
+}
+
+//  The value at a path of object keys, e.g. "components/schemas/Id/maxLength"
+static json_t *
+s_at (json_t *json, const char *path)
+{
+    char key[128];
+    while (json && *path) {
+        size_t len = strcspn (path, "/");
+        snprintf (key, sizeof (key), "%.*s", (int)len, path);
+        json = json_object_get (json, key);
+        path += len + (path[len] == '/');
+    }
+    return json;
+}
+
+static void
+s_expect_number (json_t *doc, const char *path, double expected)
+{
+    json_t *value = s_at (doc, path);
+    s_check (json_is_number (value) && json_number_value (value) == expected,
+             "openapi.json %s is %g, expected %g", path,
+             value ? json_number_value (value) : -1.0, expected);
+}
+
+static void
+test_openapi_document (void **state)
+{
+    assert_int_equal (strlen ((const char *)cart_openapi_json), cart_openapi_json_size);
+    json_t *doc = s_openapi ();
+    assert_string_equal (json_string_value (s_at (doc, "openapi")), "3.1.0");
+    s_check (strcmp (json_string_value (s_at (doc, "info/version")), CART_RELEASE) == 0,
+             "openapi.json info/version %s, the release is %s",
+             json_string_value (s_at (doc, "info/version")), CART_RELEASE);
+    s_expect_number (doc, "components/schemas/Id/maxLength", CART_ID_MAX);
+    char pattern[64];
+    snprintf (pattern, sizeof (pattern), "^[A-Za-z0-9._~@:-]{1,%d}$", CART_ID_MAX);
+    const char *id = json_string_value (s_at (doc, "components/schemas/Id/pattern"));
+    s_check (id && strcmp (id, pattern) == 0, "Id pattern %s, expected %s", s_show (id),
+             pattern);
+    s_expect_number (doc, "components/schemas/Count/maximum", CART_COUNT_MAX);
+    s_expect_number (doc, "components/schemas/NewCount/properties/newCount/maximum",
+                     CART_COUNT_MAX);
+    s_expect_number (doc, "components/schemas/Price/maximum",
+                     (double)(CART_PRICE_MAX / 100));
+    s_expect_number (doc, "components/schemas/Cart/properties/items/maxItems",
+                     CART_ITEMS_MAX);
+    s_expect_number (doc, "components/schemas/SaleExpiration/maxLength", CART_EXPIRY_MAX);
+    char body_max[32];
+    snprintf (body_max, sizeof (body_max), "over %d bytes", CART_BODY_MAX);
+    const char *too_large = json_string_value (
+        s_at (doc, "components/responses/PayloadTooLarge/description"));
+    s_check (too_large && strstr (too_large, body_max), "413 says '%s', not '%s'",
+             s_show (too_large), body_max);
+    json_decref (doc);
+    s_checks_done ();
+}
+
+//  A request path for a path template: each {param} becomes "p"
+static void
+s_instance (const char *template, char *path, size_t size)
+{
+    size_t n = 0;
+    for (const char *c = template; *c && n + 2 < size; c++) {
+        if (*c == '{') {
+            path[n++] = 'p';
+            c += strcspn (c, "}");
+        } else
+            path[n++] = *c;
+    }
+    path[n] = 0;
+}
+
+//  Each operation of the description maps here to what it says: one with
+//  an operationId to its route, one that is only a 405 to a 405 whose
+//  Allow is the one described; and the description lists every route
+static void
+test_openapi_routes (void **state)
+{
+    json_t *doc = s_openapi ();
+    const char *template;
+    json_t *item;
+    int operations = 0;
+    json_object_foreach (s_at (doc, "paths"), template, item)
+    {
+        char path[256];
+        s_instance (template, path, sizeof (path));
+        const char *method;
+        json_t *operation;
+        json_object_foreach (item, method, operation)
+        {
+            if (strcmp (method, "parameters") == 0)
+                continue;
+            char upper[16] = "";
+            for (size_t i = 0; method[i] && i + 1 < sizeof (upper); i++)
+                upper[i] = (char)(method[i] - 'a' + 'A'), upper[i + 1] = 0;
+            const char *body = strcmp (upper, "PUT") == 0 ? "{\"newCount\": 1}"
+                                                          : "{\"offeredPrice\": 1}";
+            cart_route_kind_t kind = s_map (upper, path, "application/json", body);
+            if (json_object_get (operation, "operationId")) {
+                operations++;
+                s_check (kind != CART_ROUTE_ERROR, "%s %s (%s) is refused: %d %s", upper,
+                         path, template, s_route.status, s_route.message);
+                continue;
+            }
+            //  {"$ref": "#/components/responses/NotAllowedX"}
+            const char *ref = json_string_value (s_at (operation, "responses/405/$ref"));
+            char allow_path[128];
+            snprintf (allow_path, sizeof (allow_path), "components/responses/%s",
+                      ref ? strrchr (ref, '/') + 1 : "?");
+            const char *allow = json_string_value (
+                s_at (s_at (doc, allow_path), "headers/Allow/schema/const"));
+            s_check (kind == CART_ROUTE_ERROR && s_route.status == 405 && allow &&
+                         s_allow_is (s_route.allow, allow),
+                     "%s %s: %d Allow '%s', described as 405 Allow '%s'", upper, path,
+                     s_route.status, s_show (s_route.allow), s_show (allow));
+        }
+    }
+    //  list, add, set, remove, checkout, the legacy add, healthz, metrics
+    //  and openapi: the labels but other and invalid, and the alias
+    s_check (operations == CART_LABEL_OTHER + 1, "%d operations described, expected %d",
+             operations, CART_LABEL_OTHER + 1);
+    json_decref (doc);
+    s_checks_done ();
+}
+
 int
 main (void)
 {
@@ -2068,6 +2229,8 @@ main (void)
         cmocka_unit_test_setup (test_render_error_defaults, s_setup),
         cmocka_unit_test_setup (test_render_malformed_success, s_setup),
         cmocka_unit_test_setup (test_buf, s_setup),
+        cmocka_unit_test_setup (test_openapi_document, s_setup),
+        cmocka_unit_test_setup (test_openapi_routes, s_setup),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

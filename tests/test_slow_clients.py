@@ -30,7 +30,10 @@ The cases run in that order; the first failed check ends the test (exit
 1, with what was seen). RLIMIT_NOFILE is raised to its hard limit first
 and the servers, started by the test, inherit it. Nothing here sleeps to
 synchronise: every wait is on a condition, with a deadline, and every
-loop is bounded in turns and in time.
+loop is bounded in turns and in time. Every answer of a blocking Client is
+checked against the API's OpenAPI description (cart_openapi, the document
+read once from the first server's GET /openapi.json); the answers read
+inside the event loop are not, to keep it quick.
 
 Usage: test_slow_clients.py [BIN_DIR] [CASE ...]
 BIN_DIR: the build's programs (default: $CART_BIN_DIR, else build/bin of
@@ -52,6 +55,7 @@ import tempfile
 import threading
 import time
 
+import cart_openapi
 from cart_shards import hash_key, jump
 
 T0 = time.monotonic()
@@ -72,6 +76,7 @@ IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 BIN_DIR = None
 WORKDIR = None
+SPEC = None     # the API's description, read from the first server asked
 
 
 class Failure(Exception):
@@ -346,8 +351,19 @@ class Client:
             status, headers, content = answer
             if headers.get("connection", "").lower() == "close":
                 self.close()
+            self._expect_described(method, path, status, headers, content)
             return Response(status, headers, content, time.monotonic() - started)
         raise NoAnswer(f"{method} {path}: the connection was closed twice with no answer")
+
+    def _expect_described(self, method, path, status, headers, content):
+        global SPEC
+        if SPEC is None:
+            try:
+                SPEC = cart_openapi.fetch(self.port, HOST)
+            except (OSError, ValueError) as error:
+                raise Failure(f"GET /openapi.json: {error}")
+        problems = SPEC.validate(method, path, status, headers, content)
+        expect(not problems, f"{method} {path}: the answer is not as described: {problems}")
 
     def _read(self, deadline):
         for _ in range(1_000_000):
