@@ -100,6 +100,8 @@ typedef struct {
     uint64_t requests; //  routed to it, or answered UNAVAILABLE
     uint64_t carts;    //  from the owner's last load report
     uint64_t items;
+    uint64_t expired;
+    int64_t load_at; //  when that report came (zclock_mono); -1: none yet
 } shard_t;
 
 //  Warnings that a stranger could cause at any rate are rate-limited
@@ -271,7 +273,7 @@ s_self_new (zsock_t *pipe, const cart_broker_config_t *config, const char **erro
     assert (self->shards && self->seen && self->granted && self->workers &&
             self->clients && self->routes);
     for (uint32_t i = 0; i < self->n_shards; i++)
-        self->shards[i].owner = -1;
+        self->shards[i] = (shard_t){.owner = -1, .load_at = -1};
     self->worker_map = cart_idmap_new (self->workers, sizeof (worker_t), self->n_shards);
     self->client_map = cart_idmap_new (self->clients, sizeof (client_t), CLIENTS_MAX);
     //  Random sequences: a worker cannot guess another's correlation ids
@@ -711,7 +713,8 @@ s_handle_ready (self_t *self, worker_t *worker)
                    worker->user[0] ? "')" : "", ready.n_shards);
 }
 
-//  Records the carts and items that a worker reports for its own shards.
+//  Records the carts, items and expired carts that a worker reports for
+//  its own shards, and when.
 static void
 s_record_load (self_t *self, int32_t index)
 {
@@ -722,8 +725,12 @@ s_record_load (self_t *self, int32_t index)
         return;
     while (cart_stats_next (&list, &entry, NULL) == 1)
         if (entry.shard < self->n_shards && self->shards[entry.shard].owner == index) {
-            self->shards[entry.shard].carts = entry.carts;
-            self->shards[entry.shard].items = entry.items;
+            shard_t *shard = &self->shards[entry.shard];
+            shard->carts = entry.carts;
+            shard->items = entry.items;
+            shard->expired = entry.expired;
+            shard->load_at = zclock_mono ();
+            self->stats_until = 0; //  the next STATS shows it
         }
 }
 
@@ -963,6 +970,7 @@ s_build_stats (self_t *self)
     msgpack_packer pk;
     msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
     cart_stats_encode (&pk, self->n_shards, self->n_shards);
+    int64_t now = zclock_mono ();
     for (uint32_t i = 0; i < self->n_shards; i++) {
         const shard_t *shard = &self->shards[i];
         bool stalled = shard->owner >= 0 && self->workers[shard->owner].stalled;
@@ -971,14 +979,17 @@ s_build_stats (self_t *self)
                                     .stalled = stalled,
                                     .carts = shard->carts,
                                     .items = shard->items,
-                                    .requests = shard->requests};
+                                    .expired = shard->expired,
+                                    .requests = shard->requests,
+                                    .load_age_ms =
+                                        shard->load_at < 0 ? -1 : now - shard->load_at};
         cart_stats_encode_entry (&pk, &entry);
     }
     zmq_msg_close (&self->stats);
     zmq_msg_init_size (&self->stats, buffer.size);
     memcpy (zmq_msg_data (&self->stats), buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
-    self->stats_until = zclock_mono () + self->heartbeat_ms;
+    self->stats_until = now + self->heartbeat_ms;
 }
 
 //  Answers STATS with the stats body, rebuilt at most once per heartbeat

@@ -4,8 +4,9 @@
     cartctl hash KEY [--shards S]   hash_key (KEY) in decimal; with S, the
                                     shard that owns KEY among S shards
     cartctl ping [--broker EP]      ask the broker for a reply, timed
-    cartctl stats [--broker EP]     per shard: liveness, carts, items and
-                                    requests, as the broker sees them
+    cartctl stats [--broker EP]     per shard: liveness, carts, items,
+                                    expired carts, requests and the age of
+                                    the counts, as the broker sees them
     cartctl keygen NAME...          CURVE key pairs for the bus
     cartctl check-data DIR          verify a data directory offline: every
                                     checksum, the snapshots, the sequence;
@@ -236,6 +237,27 @@ s_out (FILE *out, const char *format, ...)
     va_end (args);
 }
 
+//  A count of a stats entry: "-" unless its shard is live, for a count of a
+//  shard whose worker is gone or stalled is not current.
+static const char *
+s_count_text (const cart_shard_stats_t *entry, uint64_t count, char *text, size_t size)
+{
+    if (!entry->live)
+        return "-";
+    snprintf (text, size, "%llu", (unsigned long long)count);
+    return text;
+}
+
+//  How old an entry's counts are: "0.4s", or "never" before any load.
+static const char *
+s_age_text (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    if (entry->load_age_ms < 0)
+        return "never";
+    snprintf (text, size, "%.1fs", (double)entry->load_age_ms / 1000);
+    return text;
+}
+
 //  Prints the shards of the stats to out (only the listed ones when listed
 //  is not NULL: a flag per shard; out NULL: prints nothing). Returns 0
 //  when each is live, 3 when not.
@@ -248,20 +270,24 @@ s_print_stats (FILE *out, const cart_result_t *result, const bool *listed,
     const char *error = NULL;
     if (cart_stats_decode (result->body, result->body_size, &list, &error))
         goto malformed;
-    s_out (out, "%-6s %-7s %12s %12s %14s\n", "shard", "live", "carts", "items",
-           "requests");
+    s_out (out, "%-6s %-7s %12s %12s %10s %14s %8s\n", "shard", "live", "carts", "items",
+           "expired", "requests", "age");
     size_t live = 0, shown = 0;
     int rc;
     while ((rc = cart_stats_next (&list, &entry, &error)) == 1) {
         if (listed && !listed[entry.shard])
             continue;
         shown++;
-        s_out (out, "%-6u %-7s %12llu %12llu %14llu\n", entry.shard,
+        char carts[24], items[24], expired[24], age[24];
+        s_out (out, "%-6u %-7s %12s %12s %10s %14llu %8s\n", entry.shard,
                entry.live      ? "yes"
                : entry.stalled ? "STALLED"
                                : "NO",
-               (unsigned long long)entry.carts, (unsigned long long)entry.items,
-               (unsigned long long)entry.requests);
+               s_count_text (&entry, entry.carts, carts, sizeof (carts)),
+               s_count_text (&entry, entry.items, items, sizeof (items)),
+               s_count_text (&entry, entry.expired, expired, sizeof (expired)),
+               (unsigned long long)entry.requests,
+               s_age_text (&entry, age, sizeof (age)));
         live += entry.live;
     }
     if (rc == -1)
@@ -283,15 +309,17 @@ static int
 s_cmd_stats (int argc, char **argv)
 {
     bus_options_t options;
-    int rc =
-        s_bus_options ("stats",
-                       "Prints each shard's liveness, carts, items and requests, as "
-                       "the broker sees them.\nExits 3 when a shard has no live "
-                       "worker, or one that is stalled. With --shard LIST (3,\n"
-                       "0,2,5 or 0-7), only those shards (a worker's health check).\n"
-                       "With --wait SECONDS, asks again until they are live, for up "
-                       "to that long.",
-                       true, argc, argv, &options);
+    int rc = s_bus_options (
+        "stats",
+        "Prints each shard's liveness, carts, items, carts removed "
+        "for expiry and\nrequests, as the broker sees them. The counts "
+        "are the shard's worker's last\nreport (once a second), 'age' "
+        "old; a shard that is not live shows '-'.\nExits 3 when a shard has no live "
+        "worker, or one that is stalled. With --shard LIST (3,\n"
+        "0,2,5 or 0-7), only those shards (a worker's health check).\n"
+        "With --wait SECONDS, asks again until they are live, for up "
+        "to that long.",
+        true, argc, argv, &options);
     if (rc)
         return rc == -1 ? 0 : rc;
     //  A flag per shard: which the list names

@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "cart_access.h"
 #include "cart_args.h"
 #include "cart_client.h"
 #include "cart_hash.h"
@@ -55,11 +56,20 @@ typedef struct {
     _Atomic uint64_t latency_sum_us;
 } metrics_t;
 
+//  What the access log and the latency histogram need of a request; the
+//  strings are zhttp's, valid until the request is answered
+typedef struct {
+    const char *method;
+    const char *target;
+    int64_t start_us; //  zclock_usecs (monotonic), for the latency
+    time_t arrived;   //  the wall clock, for the access log (0 without one)
+} request_info_t;
+
 typedef struct {
     zhttp_server_connection_t *connection; //  the HTTP request, held by zhttp
     cart_op_t op;
     cart_label_t label;
-    int64_t start_us;
+    request_info_t info;
     uint32_t next_free;
     //  A GET's If-None-Match (cart_route_headers)
     bool none_match_any;
@@ -79,8 +89,9 @@ typedef struct {
     int deadline_ms;
     pending_t *pending;
     uint32_t free_head;
-    int answered; //  responses sent since s_ready last returned
-    bool close;   //  the next response closes its connection
+    int answered;                 //  responses sent since s_ready last returned
+    bool close;                   //  the next response closes its connection
+    cart_access_writer_t *access; //  NULL: no access log
     //  The next response's entity tag (cart_route_etag), or none, and
     //  whether it is an idempotency key's answer given again
     char etag[CART_ETAG_MAX];
@@ -96,6 +107,7 @@ struct _handler_args_t {
     int deadline_ms;
     metrics_t *metrics;
     const cart_curve_t *curve; //  NULL: a plain bus
+    cart_access_t *access;     //  NULL: no access log
     int servers;
     _Atomic int attached;         //  each thread takes the next index
     _Atomic bool up[SERVERS_MAX]; //  each thread's client is connected
@@ -176,41 +188,137 @@ s_render_counters (metrics_t *metrics, cart_buf_t *buf)
                      (unsigned long long)cumulative);
 }
 
-//  Appends the broker's per-shard figures; returns false when the stats
-//  body is malformed.
+//  The per-shard metrics, each family rendered whole (its HELP, TYPE and
+//  every sample) before the next. A shard's counts come from its worker's
+//  last load: a shard that is not live (no worker, or a stalled one) has
+//  no carts, items or expired sample, as a target that is down has none,
+//  rather than a stale value that would read as current; its up and load
+//  age samples say why.
+typedef struct {
+    const char *name;
+    const char *type;
+    const char *help;
+    //  Writes entry's value into text, or returns false for no sample
+    bool (*value) (const cart_shard_stats_t *entry, char *text, size_t size);
+} shard_metric_t;
+
+static bool
+s_value_up (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%d", entry->live);
+    return true;
+}
+
+static bool
+s_value_age (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%.3f", (double)entry->load_age_ms / 1000);
+    return entry->load_age_ms >= 0;
+}
+
+static bool
+s_value_carts (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%llu", (unsigned long long)entry->carts);
+    return entry->live;
+}
+
+static bool
+s_value_items (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%llu", (unsigned long long)entry->items);
+    return entry->live;
+}
+
+static bool
+s_value_expired (const cart_shard_stats_t *entry, char *text, size_t size)
+{
+    snprintf (text, size, "%llu", (unsigned long long)entry->expired);
+    return entry->live;
+}
+
+static const shard_metric_t s_shard_metrics[] = {
+    {"cart_shard_up", "gauge", "1 when a live worker serves the shard.", s_value_up},
+    {"cart_shard_load_age_seconds", "gauge",
+     "Age of the shard's keys, items and expired counts (its worker's last load "
+     "report); absent before the first.",
+     s_value_age},
+    {"cart_shard_keys", "gauge", "Carts (customers) held by the shard; live shards only.",
+     s_value_carts},
+    {"cart_shard_items", "gauge", "Items held by the shard; live shards only.",
+     s_value_items},
+    {"cart_carts_expired_total", "counter",
+     "Carts of the shard removed for expiry since its worker started; live shards "
+     "only.",
+     s_value_expired},
+};
+#define SHARD_METRICS (sizeof (s_shard_metrics) / sizeof (s_shard_metrics[0]))
+
+//  The access log's lines lost (its writer's queue full, or a write failed)
+static void
+s_render_access (cart_access_t *access, cart_buf_t *buf)
+{
+    cart_buf_printf (buf,
+                     "# HELP cart_http_access_log_dropped_total Access log lines lost: "
+                     "the writer thread's queue was full, or a write failed.\n"
+                     "# TYPE cart_http_access_log_dropped_total counter\n"
+                     "cart_http_access_log_dropped_total %llu\n",
+                     (unsigned long long)cart_access_dropped (access));
+}
+
+//  Appends the broker's per-shard figures, one family at a time (the stats
+//  are read once per family); returns false when the stats body is
+//  malformed.
 static bool
 s_render_shards (const cart_result_t *result, cart_buf_t *buf)
 {
-    cart_stats_list_t list;
-    cart_shard_stats_t entry;
-    const char *error;
-    if (cart_stats_decode (result->body, result->body_size, &list, &error))
-        return false;
-    cart_buf_printf (buf, "# HELP cart_shard_up 1 when a live worker serves the shard.\n"
-                          "# TYPE cart_shard_up gauge\n"
-                          "# HELP cart_shard_keys Carts (customers) held by the shard.\n"
-                          "# TYPE cart_shard_keys gauge\n"
-                          "# HELP cart_shard_items Items held by the shard.\n"
-                          "# TYPE cart_shard_items gauge\n");
-    int rc;
-    while ((rc = cart_stats_next (&list, &entry, &error)) == 1)
-        cart_buf_printf (
-            buf,
-            "cart_shard_up{shard=\"%u\"} %d\ncart_shard_keys{shard=\"%u\"} %llu\n"
-            "cart_shard_items{shard=\"%u\"} %llu\n",
-            entry.shard, entry.live, entry.shard, (unsigned long long)entry.carts,
-            entry.shard, (unsigned long long)entry.items);
-    return rc == 0;
+    for (size_t m = 0; m < SHARD_METRICS; m++) {
+        const shard_metric_t *metric = &s_shard_metrics[m];
+        cart_stats_list_t list;
+        cart_shard_stats_t entry;
+        const char *error;
+        if (cart_stats_decode (result->body, result->body_size, &list, &error))
+            return false;
+        cart_buf_printf (buf, "# HELP %s %s\n# TYPE %s %s\n", metric->name, metric->help,
+                         metric->name, metric->type);
+        int rc;
+        char value[32];
+        while ((rc = cart_stats_next (&list, &entry, &error)) == 1)
+            if (metric->value (&entry, value, sizeof (value)))
+                cart_buf_printf (buf, "%s{shard=\"%u\"} %s\n", metric->name, entry.shard,
+                                 value);
+        if (rc != 0)
+            return false;
+    }
+    return true;
 }
 
 //  --------------------------------------------------------------------------
 //  Responses
 
+//  Appends the answer's line to the access log.
+static void
+s_log (handler_t *self, zhttp_server_connection_t *connection, const request_info_t *info,
+       int status, size_t bytes)
+{
+    char host[64];
+    zhttp_server_client_address (connection, host, sizeof (host));
+    cart_access_entry_t entry = {.host = host,
+                                 .method = info->method,
+                                 .target = info->target,
+                                 .version = zhttp_server_version (connection),
+                                 .time = info->arrived,
+                                 .status = status,
+                                 .bytes = bytes};
+    cart_access_writer_add (self->access, &entry);
+}
+
 //  Sends the response in self->buf (empty: no body) for a connection;
 //  returns its status.
 static int
-s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
-           const char *content_type, const char *allow)
+s_respond (handler_t *self, zhttp_server_connection_t *connection,
+           const request_info_t *info, int status, const char *content_type,
+           const char *allow)
 {
     const char *headers[13];
     size_t n = 0;
@@ -242,6 +350,8 @@ s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
     }
     headers[n] = NULL;
     self->buf.len = 0;
+    if (self->access)
+        s_log (self, connection, info, status, len);
     zhttp_server_reply (connection, (unsigned)status, headers, content, len);
     self->close = false;
     self->has_etag = false;
@@ -251,12 +361,13 @@ s_respond (handler_t *self, zhttp_server_connection_t *connection, int status,
 }
 
 static int
-s_respond_error (handler_t *self, zhttp_server_connection_t *connection, int status,
-                 const char *message, const char *allow)
+s_respond_error (handler_t *self, zhttp_server_connection_t *connection,
+                 const request_info_t *info, int status, const char *message,
+                 const char *allow)
 {
     self->buf.len = 0;
     cart_render_error (&self->buf, status, message, strlen (message));
-    return s_respond (self, connection, status, "application/json", allow);
+    return s_respond (self, connection, info, status, "application/json", allow);
 }
 
 //  --------------------------------------------------------------------------
@@ -283,7 +394,8 @@ s_pending_free (handler_t *self, pending_t *pending)
 //  Sends a cart request or a STATS for a mapped route; answers 503 when
 //  the front or the bus has no room.
 static void
-s_dispatch (handler_t *self, zhttp_server_connection_t *connection, int64_t start_us)
+s_dispatch (handler_t *self, zhttp_server_connection_t *connection,
+            const request_info_t *info)
 {
     cart_route_t *route = &self->route;
     pending_t *pending = s_pending_take (self);
@@ -292,7 +404,7 @@ s_dispatch (handler_t *self, zhttp_server_connection_t *connection, int64_t star
         *pending = (pending_t){.connection = connection,
                                .op = route->req.op,
                                .label = route->label,
-                               .start_us = start_us,
+                               .info = *info,
                                .next_free = NONE,
                                .none_match_any = route->none_match_any,
                                .n_none_match = (uint8_t)route->n_none_match};
@@ -308,11 +420,11 @@ s_dispatch (handler_t *self, zhttp_server_connection_t *connection, int64_t star
             s_pending_free (self, pending);
     }
     if (rc) {
-        s_respond_error (self, connection, 503,
+        s_respond_error (self, connection, info, 503,
                          "the service is overloaded or its broker is unreachable; try "
                          "again shortly",
                          NULL);
-        s_count (self->metrics, route->label, 503, start_us);
+        s_count (self->metrics, route->label, 503, info->start_us);
     }
 }
 
@@ -320,18 +432,19 @@ s_dispatch (handler_t *self, zhttp_server_connection_t *connection, int64_t star
 //  read, so its answer (tens of KiB) waits for no memory that slow clients
 //  hold, as a cart's does not
 static int
-s_respond_openapi (handler_t *self, zhttp_server_connection_t *connection)
+s_respond_openapi (handler_t *self, zhttp_server_connection_t *connection,
+                   const request_info_t *info)
 {
     if (!zhttp_server_reply_fits (connection, cart_openapi_json_size)) {
         self->close = true;
-        return s_respond_error (self, connection, 503,
+        return s_respond_error (self, connection, info, 503,
                                 "the server holds too many answers that slow clients "
                                 "have not read yet; try again shortly",
                                 NULL);
     }
     self->buf.len = 0;
     cart_buf_append (&self->buf, (const char *)cart_openapi_json, cart_openapi_json_size);
-    return s_respond (self, connection, 200, "application/json", NULL);
+    return s_respond (self, connection, info, 200, "application/json", NULL);
 }
 
 //  zhttp's request hook: a whole request, in the server's thread
@@ -340,7 +453,7 @@ s_request (void *state, zhttp_server_connection_t *connection, const char *metho
            const char *url, const char *content, size_t content_length)
 {
     handler_t *self = (handler_t *)state;
-    int64_t start_us = zclock_usecs ();
+    request_info_t info = {method, url, zclock_usecs (), self->access ? time (NULL) : 0};
     cart_route_t *route = &self->route;
     cart_route_map (method, url, zhttp_server_header (connection, "Content-Type"),
                     content, content ? content_length : 0, route);
@@ -348,16 +461,17 @@ s_request (void *state, zhttp_server_connection_t *connection, const char *metho
                         zhttp_server_header (connection, "If-Match"),
                         zhttp_server_header (connection, "If-None-Match"));
     if (route->kind == CART_ROUTE_ERROR) {
-        s_respond_error (self, connection, route->status, route->message, route->allow);
-        s_count (self->metrics, route->label, route->status, start_us);
+        s_respond_error (self, connection, &info, route->status, route->message,
+                         route->allow);
+        s_count (self->metrics, route->label, route->status, info.start_us);
         return;
     }
     if (route->kind == CART_ROUTE_OPENAPI) {
-        s_count (self->metrics, route->label, s_respond_openapi (self, connection),
-                 start_us);
+        s_count (self->metrics, route->label, s_respond_openapi (self, connection, &info),
+                 info.start_us);
         return;
     }
-    s_dispatch (self, connection, start_us);
+    s_dispatch (self, connection, &info);
 }
 
 //  /healthz: 200 when every server thread can reach the broker and every
@@ -434,6 +548,8 @@ s_handle_result (handler_t *self, const cart_result_t *result)
         status = 200;
         type = "text/plain; version=0.0.4";
         s_render_counters (self->metrics, &self->buf);
+        if (self->args->access)
+            s_render_access (self->args->access, &self->buf);
         if (result->status == CART_OK)
             s_render_shards (result, &self->buf);
     } else
@@ -446,13 +562,14 @@ s_handle_result (handler_t *self, const cart_result_t *result)
                 pending->label == CART_LABEL_METRICS;
     if (read && !zhttp_server_reply_fits (pending->connection, self->buf.len)) {
         self->close = true;
-        status = s_respond_error (self, pending->connection, 503,
+        status = s_respond_error (self, pending->connection, &pending->info, 503,
                                   "the server holds too many answers that slow clients "
                                   "have not read yet; try again shortly",
                                   NULL);
     } else
-        status = s_respond (self, pending->connection, status, type, NULL);
-    s_count (self->metrics, pending->label, status, pending->start_us);
+        status =
+            s_respond (self, pending->connection, &pending->info, status, type, NULL);
+    s_count (self->metrics, pending->label, status, pending->info.start_us);
     s_pending_free (self, pending);
 }
 
@@ -477,6 +594,8 @@ s_attach (void *arg)
     for (uint32_t i = 0; i < PENDING_MAX; i++)
         self->pending[i].next_free = i + 1 < PENDING_MAX ? i + 1 : NONE;
     self->free_head = 0;
+    if (args->access)
+        self->access = cart_access_writer_new (args->access);
     return self;
 }
 
@@ -485,6 +604,8 @@ static void *
 s_socket (void *state, int *timeout_ms)
 {
     handler_t *self = (handler_t *)state;
+    if (self->access)
+        cart_access_writer_tick (self->access);
     int64_t now = zclock_mono ();
     if (now >= self->up_at) {
         self->up_at = now + UP_CHECK_MS;
@@ -527,6 +648,7 @@ s_detach (void **state_p)
     while (cart_client_pending (self->client) > 0 &&
            cart_client_recv (self->client, &result, -1) == 1)
         s_handle_result (self, &result);
+    cart_access_writer_destroy (&self->access);
     cart_client_destroy (&self->client);
     cart_buf_free (&self->buf);
     free (self->pending);
@@ -558,6 +680,7 @@ struct _cart_http_t {
     metrics_t metrics;
     int port;
     zhttp_server_limits_t limits; //  each server's share
+    cart_access_t *access;
 };
 
 void
@@ -571,6 +694,8 @@ cart_http_destroy (cart_http_t **self_p)
         zhttp_server_destroy (&self->servers[i]);
         zhttp_server_options_destroy (&self->options[i]);
     }
+    //  After the servers: their threads handed their last lines over
+    cart_access_destroy (&self->access);
     free (self);
     *self_p = NULL;
 }
@@ -599,7 +724,7 @@ s_limits (const cart_http_config_t *config, int servers, zhttp_server_limits_t *
 const char *
 cart_http_help (void)
 {
-    static char text[1024];
+    static char text[1536];
     snprintf (
         text, sizeof (text),
         "  --per-client N   connections one client address may hold on each server\n"
@@ -614,7 +739,10 @@ cart_http_help (void)
         "  --reply-memory SIZE\n"
         "                   memory for answers that clients have not read yet (k,\n"
         "                   m, g; default %um); past it, large answers to reads are "
-        "503\n",
+        "503\n"
+        "  --access-log FILE\n"
+        "                   append a line per answered request to FILE, in the\n"
+        "                   Common Log Format ('-': stdout; default: none)\n",
         CART_HTTP_PER_CLIENT, CART_HTTP_HEADER_TIMEOUT, CART_HTTP_IDLE_TIMEOUT,
         CART_HTTP_REPLY_MEMORY >> 20);
     return text;
@@ -640,6 +768,10 @@ cart_http_option (cart_http_config_t *config, int opt, const char *arg,
                                            : "idle-timeout",
                               max, arg);
         return -1;
+    }
+    if (opt == 'A') {
+        config->access_log = arg;
+        return 0;
     }
     if (opt != 'Y')
         return 1;
@@ -709,6 +841,14 @@ cart_http_new (const cart_http_config_t *config, const char **error)
     self->args.metrics = &self->metrics;
     self->args.curve = config->curve;
     self->args.servers = servers;
+    if (config->access_log) {
+        self->access = cart_access_new (config->access_log, error);
+        if (!self->access) {
+            free (self);
+            return NULL;
+        }
+        self->args.access = self->access;
+    }
     s_limits (config, servers, &self->limits);
     //  Answers of a few hundred KiB (a big cart) are made and freed at a high
     //  rate. Above a fixed threshold each is a mapping of its own, given back

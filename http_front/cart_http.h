@@ -44,20 +44,23 @@ typedef struct {
     long per_client;
     long header_timeout;
     long idle_timeout;
-    uint64_t reply_memory; //  0: the default
+    uint64_t reply_memory;  //  0: the default
+    const char *access_log; //  a file to append a line per answer to; "-":
+                            //  stdout; NULL: none (cart_access.h)
 } cart_http_config_t;
 
-//  The limits as command-line options, shared by the programs that serve
-//  HTTP: entries for getopt_long's table, its short letters, and --help's
-//  lines.
+//  The limits and the access log as command-line options, shared by the
+//  programs that serve HTTP: entries for getopt_long's table, its short
+//  letters, and --help's lines.
 #define CART_HTTP_OPTIONS                                                                \
     {"per-client", required_argument, NULL, 'P'},                                        \
         {"header-timeout", required_argument, NULL, 'H'},                                \
         {"idle-timeout", required_argument, NULL, 'I'},                                  \
+        {"reply-memory", required_argument, NULL, 'Y'},                                  \
     {                                                                                    \
-        "reply-memory", required_argument, NULL, 'Y'                                     \
+        "access-log", required_argument, NULL, 'A'                                       \
     }
-#define CART_HTTP_SHORT "P:H:I:Y:"
+#define CART_HTTP_SHORT "P:H:I:Y:A:"
 const char *cart_http_help (void);
 
 //  Applies option opt (its argument arg) to config. Returns 0, 1 when opt

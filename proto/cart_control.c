@@ -64,7 +64,12 @@ cart_ready_next (cart_ready_t *ready)
 }
 
 //  --------------------------------------------------------------------------
-//  Load and stats
+//  Load and stats: an entry's fields, in PROTOCOL.md 4.4 and 4.5's order,
+//  are written by cart_load_encode_entry or cart_stats_encode_entry and
+//  read by s_read_stats_entry
+
+#define LOAD_FIELDS  4 //  shard, carts, items, expired
+#define STATS_FIELDS 8 //  shard, live, stalled, carts, items, requests, expired, age
 
 void
 cart_load_encode (msgpack_packer *pk, size_t n_entries)
@@ -75,10 +80,11 @@ cart_load_encode (msgpack_packer *pk, size_t n_entries)
 void
 cart_load_encode_entry (msgpack_packer *pk, const cart_shard_stats_t *entry)
 {
-    msgpack_pack_array (pk, 3);
+    msgpack_pack_array (pk, LOAD_FIELDS);
     msgpack_pack_uint32 (pk, entry->shard);
     msgpack_pack_uint64 (pk, entry->carts);
     msgpack_pack_uint64 (pk, entry->items);
+    msgpack_pack_uint64 (pk, entry->expired);
 }
 
 void
@@ -92,13 +98,20 @@ cart_stats_encode (msgpack_packer *pk, uint32_t shards, size_t n_entries)
 void
 cart_stats_encode_entry (msgpack_packer *pk, const cart_shard_stats_t *entry)
 {
-    msgpack_pack_array (pk, 6);
+    msgpack_pack_array (pk, STATS_FIELDS);
     msgpack_pack_uint32 (pk, entry->shard);
     cart_mpack_pack_bool (pk, entry->live);
     cart_mpack_pack_bool (pk, entry->stalled);
     msgpack_pack_uint64 (pk, entry->carts);
     msgpack_pack_uint64 (pk, entry->items);
     msgpack_pack_uint64 (pk, entry->requests);
+    msgpack_pack_uint64 (pk, entry->expired);
+    if (entry->load_age_ms < 0)
+        msgpack_pack_nil (pk);
+    else
+        msgpack_pack_uint64 (pk, (uint64_t)(entry->load_age_ms < CART_LOAD_AGE_MAX_MS
+                                                ? entry->load_age_ms
+                                                : CART_LOAD_AGE_MAX_MS));
 }
 
 static void
@@ -138,15 +151,16 @@ cart_stats_decode (const void *data, size_t size, cart_stats_list_t *list,
     return 0;
 }
 
-//  Reads [shard, carts, items] or [shard, live, stalled, carts, items,
-//  requests].
 static int
 s_read_stats_entry (cart_mpack_t *r, bool with_broker_fields, cart_shard_stats_t *entry)
 {
     size_t fields;
-    uint64_t shard;
+    uint64_t shard, age;
+    bool aged;
     memset (entry, 0, sizeof (*entry));
-    if (cart_mpack_array (r, 6, &fields) || fields != (with_broker_fields ? 6u : 3u) ||
+    entry->load_age_ms = -1;
+    if (cart_mpack_array (r, STATS_FIELDS, &fields) ||
+        fields != (with_broker_fields ? STATS_FIELDS : LOAD_FIELDS) ||
         cart_mpack_uint (r, CART_SHARDS_MAX - 1, &shard))
         return -1;
     entry->shard = (uint32_t)shard;
@@ -156,8 +170,13 @@ s_read_stats_entry (cart_mpack_t *r, bool with_broker_fields, cart_shard_stats_t
     if (cart_mpack_uint (r, UINT64_MAX, &entry->carts) ||
         cart_mpack_uint (r, UINT64_MAX, &entry->items))
         return -1;
-    if (with_broker_fields && cart_mpack_uint (r, UINT64_MAX, &entry->requests))
+    if (!with_broker_fields)
+        return cart_mpack_uint (r, UINT64_MAX, &entry->expired);
+    if (cart_mpack_uint (r, UINT64_MAX, &entry->requests) ||
+        cart_mpack_uint (r, UINT64_MAX, &entry->expired) ||
+        cart_mpack_opt_uint (r, (uint64_t)CART_LOAD_AGE_MAX_MS, &age, &aged))
         return -1;
+    entry->load_age_ms = aged ? (int64_t)age : -1;
     return 0;
 }
 

@@ -43,16 +43,23 @@ uint32_t cart_ready_next (cart_ready_t *ready);
 //  --------------------------------------------------------------------------
 //  Load (worker heartbeat) and stats (broker reply)
 
-//  One shard's figures, as a worker reports them (load) or the broker
-//  sees them (stats: all fields).
+//  One shard's figures, as a worker reports them (load: shard, carts,
+//  items, expired) or the broker sees them (stats: all fields).
 typedef struct {
     uint32_t shard;
     bool live;    //  stats: a worker serves it and answers
     bool stalled; //  stats: its worker heartbeats but lets requests expire
     uint64_t carts;
     uint64_t items;
-    uint64_t requests; //  stats only
+    uint64_t expired;    //  carts its worker removed for expiry since it started
+    uint64_t requests;   //  stats only
+    int64_t load_age_ms; //  stats only: how old carts, items and expired are
+                         //  (ms since the broker received them); -1: none yet
 } cart_shard_stats_t;
+
+//  The longest load age a stats entry carries (about 24 days); older is
+//  sent as this
+#define CART_LOAD_AGE_MAX_MS ((int64_t)INT32_MAX)
 
 //  A decoded list of shard figures, read one entry at a time.
 typedef struct {

@@ -119,6 +119,16 @@ cart_mpack_bool (cart_mpack_t *r, bool *value)
     return 0;
 }
 
+int
+cart_mpack_opt_uint (cart_mpack_t *r, uint64_t max, uint64_t *value, bool *present)
+{
+    *present = !cart_mpack_nil (r);
+    if (*present)
+        return cart_mpack_uint (r, max, value);
+    *value = 0;
+    return 0;
+}
+
 bool
 cart_mpack_nil (cart_mpack_t *r)
 {

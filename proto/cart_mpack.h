@@ -44,6 +44,10 @@ int cart_mpack_str (cart_mpack_t *r, size_t max, const char **text, size_t *len)
 //  Reads a bool.
 int cart_mpack_bool (cart_mpack_t *r, bool *value);
 
+//  Reads nil (*present = false) or a non-negative integer no larger than
+//  max (*present = true).
+int cart_mpack_opt_uint (cart_mpack_t *r, uint64_t max, uint64_t *value, bool *present);
+
 //  Reads nil (*text = NULL) or a str of 1..max bytes.
 int cart_mpack_opt_str (cart_mpack_t *r, size_t max, const char **text, size_t *len);
 

@@ -45,7 +45,8 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       libjansson-dev libcurl4-openssl-dev zlib1g-dev
       clang libclang-rt-14-dev python3 curl
       docker-compose python3-yaml iproute2    # tests/test_compose.py, test_netns.py
-      python3-jsonschema)                     # tests/cart_openapi.py (draft 2020-12)
+      python3-jsonschema                      # tests/cart_openapi.py (draft 2020-12)
+      prometheus)                             # promtool, for tests/test_metrics.py
 # Node.js and npm for deps/npm: the machine's own when it has them (a
 # Node.js from elsewhere brings its npm), else Debian's
 command -v npm >/dev/null || pkgs+=(nodejs npm)

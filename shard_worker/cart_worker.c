@@ -334,7 +334,8 @@ s_send_heartbeat (self_t *self)
     for (size_t i = 0; i < self->n_shards; i++) {
         cart_shard_stats_t entry = {.shard = self->shards[i],
                                     .carts = cart_partition_carts (self->partitions[i]),
-                                    .items = cart_partition_items (self->partitions[i])};
+                                    .items = cart_partition_items (self->partitions[i]),
+                                    .expired = self->expired[i]};
         cart_load_encode_entry (&self->pk, &entry);
     }
     cart_frame_t body = cart_frame_bytes (self->out.data, self->out.size);

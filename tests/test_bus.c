@@ -295,6 +295,22 @@ s_send_heartbeat (zsock_t *peer)
     s_send (peer, (cart_header_t){.command = CART_CMD_HEARTBEAT}, NULL, 0);
 }
 
+//  A HEARTBEAT with a load body of n entries.
+static void
+s_send_load (zsock_t *peer, const cart_shard_stats_t *entries, size_t n)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    cart_load_encode (&pk, n);
+    for (size_t i = 0; i < n; i++)
+        cart_load_encode_entry (&pk, &entries[i]);
+    s_send (peer, (cart_header_t){.command = CART_CMD_HEARTBEAT}, buffer.data,
+            buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
 //  A raw client's GET request.
 static void
 s_send_get (zsock_t *client, const char *customer, uint64_t corr, uint32_t timeout_ms,
@@ -981,6 +997,86 @@ test_cart1_peer_refused (void **state)
     s_bus_stop (bus);
 }
 
+//  --------------------------------------------------------------------------
+//  10. A worker's load reaches STATS with its age; loads for another
+//  worker's shard, and malformed ones, change nothing
+
+//  Polls STATS until shard shows carts, for up to WAIT_MS.
+static void
+s_wait_carts (cart_client_t *client, uint32_t shard, uint64_t carts,
+              cart_shard_stats_t *stats)
+{
+    int64_t until = zclock_mono () + WAIT_MS;
+    while (true) {
+        s_stats (client, stats, SHARDS);
+        if (stats[shard].carts == carts)
+            return;
+        if (zclock_mono () >= until)
+            fail_msg ("shard %u did not show %llu carts within %d ms (it shows %llu)",
+                      shard, (unsigned long long)carts, WAIT_MS,
+                      (unsigned long long)stats[shard].carts);
+    }
+}
+
+static void
+test_load_and_its_age (void **state)
+{
+    bus_t *bus = s_bus_start (SHARDS);
+    uint32_t shard0[] = {0}, shard1[] = {1};
+    zsock_t *a = s_worker (bus, SHARDS, shard0, 1);
+    zsock_t *b = s_worker (bus, SHARDS, shard1, 1);
+    cart_shard_stats_t stats[SHARDS];
+
+    //  No load yet: no age
+    s_stats (bus->client, stats, SHARDS);
+    assert_int_equal (stats[0].load_age_ms, -1);
+    assert_int_equal (stats[1].load_age_ms, -1);
+
+    //  A reports its shard, and shard 1 (B's): only its own counts
+    cart_shard_stats_t load[] = {{.shard = 0, .carts = 5, .items = 7, .expired = 2},
+                                 {.shard = 1, .carts = 50, .items = 70, .expired = 20}};
+    int64_t sent = zclock_mono ();
+    s_send_load (a, load, 2);
+    s_wait_carts (bus->client, 0, 5, stats);
+    assert_int_equal (stats[0].items, 7);
+    assert_int_equal (stats[0].expired, 2);
+    assert_true (stats[0].load_age_ms >= 0);
+    assert_true (stats[0].load_age_ms <= zclock_mono () - sent);
+    assert_int_equal (stats[1].carts, 0);
+    assert_int_equal (stats[1].load_age_ms, -1);
+
+    //  Malformed loads are dropped: CART/2's earlier 3-field entry, a nil
+    //  count, a load that is not a list. Each socket's messages arrive in
+    //  order, so the good load after them says they were read
+    const char *bad[] = {"\x91\x93\x00\x09\x09", "\x91\x94\x00\xc0\x09\x09",
+                         "\x91\x94\x00\x09\x09", "\xc0"};
+    const size_t bad_size[] = {5, 6, 4, 1};
+    for (size_t i = 0; i < 4; i++)
+        s_send (a, (cart_header_t){.command = CART_CMD_HEARTBEAT}, bad[i], bad_size[i]);
+    load[0].carts = 6;
+    s_send_load (a, load, 1);
+    s_wait_carts (bus->client, 0, 6, stats);
+    assert_int_equal (stats[0].items, 7);
+    assert_true (stats[0].live);
+
+    //  B's own report
+    load[1].carts = 1;
+    s_send_load (b, &load[1], 1);
+    s_wait_carts (bus->client, 1, 1, stats);
+    assert_int_equal (stats[1].expired, 20);
+    assert_true (stats[1].load_age_ms >= 0);
+
+    //  The broker keeps serving
+    cart_result_t result;
+    s_client_command (bus->client, CART_CMD_PING);
+    s_client_result (bus->client, &result);
+    assert_int_equal (result.status, CART_OK);
+
+    s_close (&b);
+    s_close (&a);
+    s_bus_stop (bus);
+}
+
 int
 main (void)
 {
@@ -996,6 +1092,7 @@ main (void)
         cmocka_unit_test_teardown (test_strangers_do_not_lock_out, s_teardown),
         cmocka_unit_test_teardown (test_actors_stop_at_once, s_teardown),
         cmocka_unit_test_teardown (test_cart1_peer_refused, s_teardown),
+        cmocka_unit_test_teardown (test_load_and_its_age, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1062,20 +1062,31 @@ test_ready_truncated (void **state)
 //  Load and stats
 
 static const cart_shard_stats_t s_stats_entries[] = {
-    {.shard = 0, .live = true, .stalled = false, .carts = 1, .items = 2, .requests = 3},
-    {.shard = 1, .live = false, .stalled = true, .carts = 0, .items = 0, .requests = 0},
+    {.shard = 0,
+     .live = true,
+     .stalled = false,
+     .carts = 1,
+     .items = 2,
+     .expired = 4,
+     .requests = 3,
+     .load_age_ms = 0},
+    {.shard = 1, .live = false, .stalled = true, .load_age_ms = -1},
     {.shard = 9998,
      .live = true,
      .stalled = true,
      .carts = 300,
      .items = 70000,
-     .requests = 1ULL << 40},
+     .expired = 1ULL << 33,
+     .requests = 1ULL << 40,
+     .load_age_ms = 1234},
     {.shard = 9999,
      .live = false,
      .stalled = false,
      .carts = UINT64_MAX,
      .items = UINT64_MAX - 1,
-     .requests = UINT64_MAX},
+     .expired = UINT64_MAX - 2,
+     .requests = UINT64_MAX,
+     .load_age_ms = CART_LOAD_AGE_MAX_MS},
 };
 
 static msgpack_sbuffer
@@ -1147,6 +1158,8 @@ test_stats_round_trip (void **state)
         assert_int_equal (entry.carts, want->carts);
         assert_int_equal (entry.items, want->items);
         assert_int_equal (entry.requests, want->requests);
+        assert_int_equal (entry.expired, want->expired);
+        assert_int_equal (entry.load_age_ms, want->load_age_ms);
     }
     cart_shard_stats_t entry;
     assert_int_equal (cart_stats_next (&list, &entry, &error), 0);
@@ -1164,10 +1177,12 @@ test_load_round_trip (void **state)
         assert_int_equal (out[i].shard, s_stats_entries[i].shard);
         assert_int_equal (out[i].carts, s_stats_entries[i].carts);
         assert_int_equal (out[i].items, s_stats_entries[i].items);
+        assert_int_equal (out[i].expired, s_stats_entries[i].expired);
         //  A load carries none of the broker's fields
         assert_false (out[i].live);
         assert_false (out[i].stalled);
         assert_int_equal (out[i].requests, 0);
+        assert_int_equal (out[i].load_age_ms, -1);
     }
     msgpack_sbuffer_destroy (&buf);
 
@@ -1176,12 +1191,12 @@ test_load_round_trip (void **state)
 }
 
 //  The field order on the wire, written by hand: a stats entry is
-//  [shard, live, stalled, carts, items, requests], a load entry
-//  [shard, carts, items].
+//  [shard, live, stalled, carts, items, requests, expired, load-age], a
+//  load entry [shard, carts, items, expired].
 static void
 test_stats_wire_order (void **state)
 {
-    const char stats[] = "\x92\x10\x91\x96\x05\xc2\xc3\x01\x02\x03";
+    const char stats[] = "\x92\x10\x91\x98\x05\xc2\xc3\x01\x02\x03\x04\xcd\x01\x00";
     cart_shard_stats_t out[1];
     assert_int_equal (s_read_list (stats, sizeof (stats) - 1, false, out, 1), 1);
     assert_int_equal (out[0].shard, 5);
@@ -1190,12 +1205,33 @@ test_stats_wire_order (void **state)
     assert_int_equal (out[0].carts, 1);
     assert_int_equal (out[0].items, 2);
     assert_int_equal (out[0].requests, 3);
+    assert_int_equal (out[0].expired, 4);
+    assert_int_equal (out[0].load_age_ms, 256);
 
-    const char load[] = "\x91\x93\x07\x08\x09";
+    //  No load yet: nil
+    const char never[] = "\x92\x10\x91\x98\x05\xc3\xc2\x00\x00\x00\x00\xc0";
+    assert_int_equal (s_read_list (never, sizeof (never) - 1, false, out, 1), 1);
+    assert_true (out[0].live);
+    assert_int_equal (out[0].load_age_ms, -1);
+
+    const char load[] = "\x91\x94\x07\x08\x09\x0a";
     assert_int_equal (s_read_list (load, sizeof (load) - 1, true, out, 1), 1);
     assert_int_equal (out[0].shard, 7);
     assert_int_equal (out[0].carts, 8);
     assert_int_equal (out[0].items, 9);
+    assert_int_equal (out[0].expired, 10);
+
+    //  An age past the bound is sent as the bound
+    cart_shard_stats_t old = {.shard = 3, .load_age_ms = INT64_MAX};
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    cart_stats_encode (&pk, 4, 1);
+    cart_stats_encode_entry (&pk, &old);
+    assert_int_equal (s_read_list (buf.data, buf.size, false, out, 1), 1);
+    assert_int_equal (out[0].load_age_ms, CART_LOAD_AGE_MAX_MS);
+    msgpack_sbuffer_destroy (&buf);
 }
 
 static void
@@ -1208,22 +1244,41 @@ test_stats_ill_formed (void **state)
         const char *why;
     } cases[] = {
         {"\x92\x10\x91\x95\x05\xc3\x01\x02\x03", 9, false, "CART/1's 5-field entry"},
-        {"\x92\x10\x91\x95\x05\xc3\xc2\x01\x02\x03", 10, false,
-         "6 fields in an entry declared as 5"},
-        {"\x92\x10\x91\x93\x05\x01\x02", 7, false, "a load entry in stats"},
-        {"\x91\x94\x07\x08\x09", 5, true, "3 fields in a load entry declared as 4"},
+        {"\x92\x10\x91\x96\x05\xc2\xc3\x01\x02\x03", 10, false,
+         "the 6-field entry before load ages"},
+        {"\x92\x10\x91\x97\x05\xc2\xc3\x01\x02\x03\x04\x05", 12, false,
+         "8 fields in an entry declared as 7"},
+        {"\x92\x10\x91\x99\x05\xc2\xc3\x01\x02\x03\x04\x05\x06", 13, false, "9 fields"},
+        {"\x92\x10\x91\x94\x05\x01\x02\x03", 8, false, "a load entry in stats"},
+        {"\x91\x93\x07\x08\x09", 5, true, "the 3-field load entry before expired"},
+        {"\x91\x95\x07\x08\x09\x0a", 6, true, "4 fields in a load entry declared as 5"},
         {"\x91\x92\x07\x08\x09", 5, true, "3 fields in a load entry declared as 2"},
-        {"\x91\x96\x05\xc3\xc2\x01\x02\x03", 8, true, "a stats entry in a load"},
-        {"\x92\x10\x91\x96\xcd\x27\x10\xc3\xc2\x01\x02\x03", 12, false, "shard 10000"},
-        {"\x91\x93\xcd\x27\x10\x01\x02", 7, true, "load shard 10000"},
-        {"\x92\x10\x91\x96\x05\x01\xc2\x01\x02\x03", 10, false, "live is an int"},
-        {"\x92\x10\x91\x96\x05\xc3\x00\x01\x02\x03", 10, false, "stalled is an int"},
-        {"\x92\x10\x91\x96\x05\xc3\xc2\xff\x02\x03", 10, false, "negative carts"},
+        {"\x91\x98\x05\xc3\xc2\x01\x02\x03\x04\x05", 10, true, "a stats entry in a load"},
+        {"\x92\x10\x91\x98\xcd\x27\x10\xc3\xc2\x01\x02\x03\x04\x05", 14, false,
+         "shard 10000"},
+        {"\x91\x94\xcd\x27\x10\x01\x02\x03", 8, true, "load shard 10000"},
+        {"\x92\x10\x91\x98\x05\x01\xc2\x01\x02\x03\x04\x05", 12, false, "live is an int"},
+        {"\x92\x10\x91\x98\x05\xc3\x00\x01\x02\x03\x04\x05", 12, false,
+         "stalled is an int"},
+        {"\x92\x10\x91\x98\x05\xc3\xc2\xff\x02\x03\x04\x05", 12, false, "negative carts"},
+        {"\x92\x10\x91\x98\x05\xc3\xc2\x01\x02\x03\xff\x05", 12, false,
+         "negative expired"},
+        {"\x91\x94\x05\x01\x02\xc0", 6, true, "nil expired in a load"},
+        {"\x92\x10\x91\x98\x05\xc3\xc2\x01\x02\x03\x04\xff", 12, false,
+         "a negative load age"},
+        {"\x92\x10\x91\x98\x05\xc3\xc2\x01\x02\x03\x04\xce\x80\x00\x00\x00", 16, false,
+         "a load age of 2^31 ms"},
+        {"\x92\x10\x91\x98\x05\xc3\xc2\x01\x02\x03\x04\xc3", 12, false,
+         "a load age that is a bool"},
+        {"\x92\x10\x91\x98\x05\xc3\xc2\x01\x02\x03\x04\xa1\x31", 13, false,
+         "a load age that is a str"},
         {"\x92\x00\x90", 3, false, "a cluster of 0 shards"},
         {"\x92\xcd\x27\x11\x90", 5, false, "a cluster of 10001 shards"},
         {"\x93\x10\x90\x90", 4, false, "3 fields"},
-        {"\x92\x10\x92\x96\x05\xc3\xc2\x01\x02\x03", 10, false, "2 entries declared, 1"},
-        {"\x92\x10\x91\x96\x05\xc3\xc2\x01\x02\x03\xc0", 11, false, "trailing byte"},
+        {"\x92\x10\x92\x98\x05\xc3\xc2\x01\x02\x03\x04\x05", 12, false,
+         "2 entries declared, 1"},
+        {"\x92\x10\x91\x98\x05\xc3\xc2\x01\x02\x03\x04\x05\xc0", 13, false,
+         "trailing byte"},
         {"\x92\x10\xdd\xff\xff\xff\xff", 7, false, "2^32-1 entries"},
         {"\xdd\x00\x01\x00\x00", 5, true, "load of 65536 entries"},
         {"", 0, false, "empty stats"},

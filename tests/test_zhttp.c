@@ -876,7 +876,12 @@ s_hook_ready (void *state)
         char *command = zstr_recv (self->pair);
         if (command && streq (command, "RELEASE"))
             for (size_t i = 0; i < self->n_held; i++, answered++) {
-                char *text = zsys_sprintf ("later %s", self->held_url[i]);
+                //  A held request's client and version stay known
+                char peer[64] = "";
+                if (strstr (self->held_url[i], "/peer"))
+                    zhttp_server_client_address (self->held[i], peer, sizeof (peer));
+                char *text = zsys_sprintf ("later %s%s%s", self->held_url[i],
+                                           peer[0] ? " " : "", peer);
                 s_hook_answer (self, self->held[i], text);
                 zstr_free (&text);
                 zstr_free (&self->held_url[i]);
@@ -900,8 +905,13 @@ s_hook_request (void *state, zhttp_server_connection_t *connection, const char *
         return;
     }
     const char *type = zhttp_server_header (connection, "content-type");
-    char *text = zsys_sprintf ("now %s %s %s\n%s", method, url, type ? type : "-",
-                               content ? content : "");
+    char peer[64];
+    char *text =
+        streq (url, "/now/peer")
+            ? (zhttp_server_client_address (connection, peer, sizeof (peer)),
+               zsys_sprintf ("peer %s %s", peer, zhttp_server_version (connection)))
+            : zsys_sprintf ("now %s %s %s\n%s", method, url, type ? type : "-",
+                            content ? content : "");
     assert (!content || strlen (content) == content_length);
     s_hook_answer (self, connection, text);
     zstr_free (&text);
@@ -979,8 +989,13 @@ test_handler_now_and_later (void **state)
     //  Two requests held on two connections; a third is answered meanwhile
     client_t *first = s_client_new (port), *second = s_client_new (port);
     s_client_sendf (first, "GET /later/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    s_client_sendf (second, "GET /later/2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s_client_sendf (second, "GET /later/peer HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     client_t *third = s_client_new (port);
+    //  The client's address and the request's version
+    s_client_sendf (third, "GET /now/peer HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s_expect_text (third, "peer 127.0.0.1 HTTP/1.1");
+    s_client_sendf (third, "GET /now/peer HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    s_expect_text (third, "peer 127.0.0.1 HTTP/1.0");
     s_client_sendf (third, "GET /now/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     s_expect_text (third, "now GET /now/x -\n");
     //  A body, a header looked up by any case, and the same connection again
@@ -1013,7 +1028,7 @@ test_handler_now_and_later (void **state)
     //  The held ones are answered from the ready hook, on the same connections
     zstr_send (control, "RELEASE");
     s_expect_text (first, "later /later/1");
-    s_expect_text (second, "later /later/2");
+    s_expect_text (second, "later /later/peer 127.0.0.1");
     s_client_sendf (first, "GET /now/again HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     s_expect_text (first, "now GET /now/again -\n");
     s_client_destroy (&first);
@@ -1024,7 +1039,7 @@ test_handler_now_and_later (void **state)
     assert_int_equal (arg.detached, 1);
     assert_int_equal (arg.held_at_stop, 0);
     assert_int_equal (arg.wrong_thread, 0);
-    assert_int_equal (arg.served[0], 6);
+    assert_int_equal (arg.served[0], 8);
     zhttp_server_options_destroy (&options);
     zsock_destroy (&control);
 }

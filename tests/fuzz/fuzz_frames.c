@@ -193,8 +193,10 @@ static void
 s_check_entry (const cart_shard_stats_t *entry, bool stats)
 {
     FUZZ_CHECK (entry->shard < CART_SHARDS_MAX);
+    FUZZ_CHECK (entry->load_age_ms >= -1 && entry->load_age_ms <= CART_LOAD_AGE_MAX_MS);
     if (!stats)
-        FUZZ_CHECK (!entry->live && !entry->stalled && entry->requests == 0);
+        FUZZ_CHECK (!entry->live && !entry->stalled && entry->requests == 0 &&
+                    entry->load_age_ms == -1);
 }
 
 static void
@@ -202,7 +204,8 @@ s_check_entries_equal (const cart_shard_stats_t *a, const cart_shard_stats_t *b)
 {
     FUZZ_CHECK (a->shard == b->shard && a->live == b->live && a->stalled == b->stalled &&
                 a->carts == b->carts && a->items == b->items &&
-                a->requests == b->requests);
+                a->expired == b->expired && a->requests == b->requests &&
+                a->load_age_ms == b->load_age_ms);
 }
 
 //  Reads a list to its end; returns the number of entries when it is

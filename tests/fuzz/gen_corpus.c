@@ -272,19 +272,24 @@ s_load_body (msgpack_packer *pk)
     cart_load_encode (pk, 2);
     cart_load_encode_entry (pk,
                             &(cart_shard_stats_t){.shard = 0, .carts = 3, .items = 7});
-    cart_load_encode_entry (pk,
-                            &(cart_shard_stats_t){.shard = 2, .carts = 1, .items = 1});
+    cart_load_encode_entry (
+        pk, &(cart_shard_stats_t){.shard = 2, .carts = 1, .items = 1, .expired = 2});
 }
 
 static void
 s_stats_body (msgpack_packer *pk)
 {
     cart_stats_encode (pk, 3, 2);
+    cart_stats_encode_entry (pk, &(cart_shard_stats_t){.shard = 0,
+                                                       .live = true,
+                                                       .carts = 3,
+                                                       .items = 7,
+                                                       .expired = 1,
+                                                       .requests = 100,
+                                                       .load_age_ms = 350});
     cart_stats_encode_entry (
         pk, &(cart_shard_stats_t){
-                .shard = 0, .live = true, .carts = 3, .items = 7, .requests = 100});
-    cart_stats_encode_entry (
-        pk, &(cart_shard_stats_t){.shard = 2, .stalled = true, .requests = 5});
+                .shard = 2, .stalled = true, .requests = 5, .load_age_ms = -1});
 }
 
 static void
