@@ -457,9 +457,10 @@ s_request (void *state, zhttp_server_connection_t *connection, const char *metho
     cart_route_t *route = &self->route;
     cart_route_map (method, url, zhttp_server_header (connection, "Content-Type"),
                     content, content ? content_length : 0, route);
-    cart_route_headers (route, zhttp_server_header (connection, "Idempotency-Key"),
-                        zhttp_server_header (connection, "If-Match"),
-                        zhttp_server_header (connection, "If-None-Match"));
+    if (route->kind == CART_ROUTE_CART)
+        cart_route_headers (route, zhttp_server_header (connection, "Idempotency-Key"),
+                            zhttp_server_header (connection, "If-Match"),
+                            zhttp_server_header (connection, "If-None-Match"));
     if (route->kind == CART_ROUTE_ERROR) {
         s_respond_error (self, connection, &info, route->status, route->message,
                          route->allow);

@@ -138,23 +138,6 @@ cart_mpack_nil (cart_mpack_t *r)
     return true;
 }
 
-int
-cart_mpack_bin (cart_mpack_t *r, size_t max, const uint8_t **data, size_t *len)
-{
-    if (s_left (r) < 1)
-        return -1;
-    uint8_t tag = *r->p++;
-    uint64_t size;
-    if (tag < 0xC4 || tag > 0xC6 || s_take (r, (size_t)1 << (tag - 0xC4), &size))
-        return -1;
-    if (size > max || size > s_left (r))
-        return -1;
-    *data = r->p;
-    *len = (size_t)size;
-    r->p += size;
-    return 0;
-}
-
 //  Reads nil (*text = NULL) or a str of 1..max bytes.
 int
 cart_mpack_opt_str (cart_mpack_t *r, size_t max, const char **text, size_t *len)

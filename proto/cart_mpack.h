@@ -55,9 +55,6 @@ int cart_mpack_opt_str (cart_mpack_t *r, size_t max, const char **text, size_t *
 //  nothing and returns false.
 bool cart_mpack_nil (cart_mpack_t *r);
 
-//  Reads a bin of 0..max bytes; *data points into the input.
-int cart_mpack_bin (cart_mpack_t *r, size_t max, const uint8_t **data, size_t *len);
-
 //  Packs a str, a str or nil (text NULL), a bool.
 void cart_mpack_pack_str (msgpack_packer *pk, const char *text, size_t len);
 void cart_mpack_pack_opt_str (msgpack_packer *pk, const char *text, size_t len);

@@ -242,19 +242,32 @@ s_snapshots (cluster_t *self)
     return found;
 }
 
-static void
-s_run (const char *fsync, bool compact)
+static void s_start_slow_worker (cluster_t *self);
+
+//  A cluster of the given options (fsync, compact, keyed, cart_ttl) on a
+//  new data directory: a broker, a worker (slow: its syncs 400 ms slower)
+//  and a client.
+static cluster_t *
+s_begin (cluster_t options, bool slow)
 {
     cluster_t *self = &s_cluster;
-    memset (self, 0, sizeof (*self));
-    self->fsync = fsync;
-    self->compact = compact;
+    *self = options;
     snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
     assert_non_null (mkdtemp (self->dir));
     s_start_broker (self);
-    s_start_worker (self);
+    if (slow)
+        s_start_slow_worker (self);
+    else
+        s_start_worker (self);
     self->client = cart_client_new (self->frontend, NULL);
     assert_non_null (self->client);
+    return self;
+}
+
+static void
+s_run (const char *fsync, bool compact)
+{
+    cluster_t *self = s_begin ((cluster_t){.fsync = fsync, .compact = compact}, false);
     unsigned seed = (unsigned)zclock_usecs ();
     print_message ("fsync %s, seed %u\n", fsync, seed);
     for (int round = 0; round < ROUNDS; round++) {
@@ -328,17 +341,8 @@ s_retry (cluster_t *self, int first, int n)
 static void
 s_run_keyed (bool compact)
 {
-    cluster_t *self = &s_cluster;
-    memset (self, 0, sizeof (*self));
-    self->fsync = "always";
-    self->compact = compact;
-    self->keyed = true;
-    snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    s_start_broker (self);
-    s_start_worker (self);
-    self->client = cart_client_new (self->frontend, NULL);
-    assert_non_null (self->client);
+    cluster_t *self = s_begin (
+        (cluster_t){.fsync = "always", .compact = compact, .keyed = true}, false);
     unsigned seed = (unsigned)zclock_usecs ();
     print_message ("keyed adds, compact %d, seed %u\n", compact, seed);
     enum { KEYED_ROUNDS = 3 };
@@ -400,16 +404,7 @@ s_items (cluster_t *self, const char *customer)
 static void
 test_cart_expiry (void **state)
 {
-    cluster_t *self = &s_cluster;
-    memset (self, 0, sizeof (*self));
-    self->fsync = "always";
-    self->cart_ttl = "2";
-    snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    s_start_broker (self);
-    s_start_worker (self);
-    self->client = cart_client_new (self->frontend, NULL);
-    assert_non_null (self->client);
+    cluster_t *self = s_begin ((cluster_t){.fsync = "always", .cart_ttl = "2"}, false);
     assert_int_equal (s_items (self, "durable-0"), 0); //  serving
     cart_result_t result;
     for (int n = 0; n < 2; n++) { //  durable-0 and durable-1
@@ -475,15 +470,7 @@ s_start_slow_worker (cluster_t *self)
 static void
 test_retry_while_committing (void **state)
 {
-    cluster_t *self = &s_cluster;
-    memset (self, 0, sizeof (*self));
-    self->fsync = "always";
-    snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    s_start_broker (self);
-    s_start_slow_worker (self);
-    self->client = cart_client_new (self->frontend, NULL);
-    assert_non_null (self->client);
+    cluster_t *self = s_begin ((cluster_t){.fsync = "always"}, true);
     zchunk_t *body = NULL;
     assert_int_equal (s_get (self, "durable-0", &body), CART_OK); //  serving
     zchunk_destroy (&body);
@@ -519,16 +506,7 @@ test_retry_while_committing (void **state)
 static void
 test_slow_disk (void **state)
 {
-    cluster_t *self = &s_cluster;
-    memset (self, 0, sizeof (*self));
-    self->fsync = "always";
-    self->compact = true;
-    snprintf (self->dir, sizeof (self->dir), "/tmp/test_durability-XXXXXX");
-    assert_non_null (mkdtemp (self->dir));
-    s_start_broker (self);
-    s_start_slow_worker (self);
-    self->client = cart_client_new (self->frontend, NULL);
-    assert_non_null (self->client);
+    cluster_t *self = s_begin ((cluster_t){.fsync = "always", .compact = true}, true);
     zchunk_t *body = NULL;
     assert_int_equal (s_get (self, "durable-0", &body), CART_OK); //  serving
     zchunk_destroy (&body);

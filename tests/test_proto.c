@@ -590,59 +590,6 @@ test_mpack_nil (void **state)
     assert_true (cart_mpack_done (&r));
 }
 
-static void
-test_mpack_bin (void **state)
-{
-    const struct {
-        const char *bytes;
-        size_t size;
-        size_t max;
-        int rc;
-        size_t len; //  and the bin's bytes start at bytes + size - len
-    } cases[] = {
-        {"\xc4\x00", 2, 10, 0, 0},
-        {"\xc4\x03"
-         "abc",
-         5, 10, 0, 3},
-        {"\xc4\x03"
-         "abc",
-         5, 3, 0, 3},
-        {"\xc4\x03"
-         "abc",
-         5, 2, -1, 0}, //  over max
-        {"\xc4\x04"
-         "abc",
-         5, 10, -1, 0}, //  more than is left
-        {"\xc5\x00\x02xy", 5, 10, 0, 2},
-        {"\xc5\x00\x03xy", 5, 10, -1, 0},
-        {"\xc6\x00\x00\x00\x01z", 6, 10, 0, 1},
-        {"\xc6\xff\xff\xff\xff", 5, SIZE_MAX, -1, 0}, //  4 GiB claimed
-        {"\xc5\x00", 2, 10, -1, 0},                   //  its length cut short
-        {"\xc4", 1, 10, -1, 0},
-        {"", 0, 10, -1, 0},
-        {"\xa1x", 2, 10, -1, 0}, //  a str is not a bin
-        {"\xc0", 1, 10, -1, 0},
-        {"\xc7\x01\x01x", 4, 10, -1, 0}, //  an ext
-    };
-    for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
-        //  A copy of exactly size bytes, so that ASan sees any overread
-        uint8_t *copy = malloc (cases[i].size ? cases[i].size : 1);
-        memcpy (copy, cases[i].bytes, cases[i].size);
-        cart_mpack_t r = cart_mpack_start (copy, cases[i].size);
-        const uint8_t *data = NULL;
-        size_t len = 99;
-        int rc = cart_mpack_bin (&r, cases[i].max, &data, &len);
-        if (rc != cases[i].rc)
-            fail_msg ("bin case %zu: rc %d", i, rc);
-        if (rc == 0) {
-            assert_int_equal (len, cases[i].len);
-            assert_ptr_equal (data, copy + cases[i].size - cases[i].len);
-            assert_true (cart_mpack_done (&r));
-        }
-        free (copy);
-    }
-}
-
 //  --------------------------------------------------------------------------
 //  Replies
 
@@ -2210,7 +2157,6 @@ main (void)
         cmocka_unit_test (test_request_options_encode_refused),
         cmocka_unit_test (test_idem_valid),
         cmocka_unit_test (test_mpack_nil),
-        cmocka_unit_test (test_mpack_bin),
         cmocka_unit_test (test_reply_item_round_trip),
         cmocka_unit_test (test_reply_cart_round_trip),
         cmocka_unit_test (test_reply_cart_lies_about_count),
