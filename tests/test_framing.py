@@ -10,13 +10,13 @@ against the API's OpenAPI description (cart_openapi). Usage:
 test_framing.py PATH/TO/cartd"""
 import json
 import re
-import selectors
 import socket
 import subprocess
 import sys
 import time
 
 import cart_openapi
+import cart_process
 
 CARTD = sys.argv[1]
 WAIT = 3.0      # every receive gives up after this: a stall fails at once
@@ -34,22 +34,6 @@ def check(condition, what):
         failures += 1
         print("FAIL:", what)
     return condition
-
-
-def start_cartd():
-    proc = subprocess.Popen([CARTD, "--in-memory", "--listen", "0", "--bus", "none",
-                             "--shards", "4"], stdout=subprocess.PIPE, text=True)
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout=30):
-            proc.kill()
-            sys.exit("cartd printed no address within 30 s")
-    line = proc.stdout.readline()
-    found = re.match(r"cartd: http://127\.0\.0\.1:(\d+)/", line)
-    if not found:
-        proc.kill()
-        sys.exit(f"cartd: unexpected first line {line!r}")
-    return proc, int(found.group(1))
 
 
 class Connection:
@@ -173,7 +157,7 @@ def wait_healthy(port):
     sys.exit("cartd never became healthy")
 
 
-proc, port = start_cartd()
+proc, port = cart_process.start_cartd(CARTD)
 wait_healthy(port)
 try:
     SPEC = cart_openapi.fetch(port)

@@ -16,13 +16,13 @@ import atexit
 import http.client
 import json
 import re
-import selectors
 import socket
 import subprocess
 import sys
 import time
 
 import cart_openapi
+import cart_process
 
 CARTD = sys.argv[1]
 TIMEOUT = 10.0
@@ -37,22 +37,6 @@ def check(condition, what):
         failures.append(what)
         print("FAIL:", what)
     return condition
-
-
-def start_cartd():
-    proc = subprocess.Popen([CARTD, "--in-memory", "--listen", "0", "--bus", "none",
-                             "--shards", "4"], stdout=subprocess.PIPE, text=True)
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout=30):
-            proc.kill()
-            sys.exit("cartd printed no address within 30 s")
-    line = proc.stdout.readline()
-    found = re.match(r"cartd: http://127\.0\.0\.1:(\d+)/", line)
-    if not found:
-        proc.kill()
-        sys.exit(f"cartd: unexpected first line {line!r}")
-    return proc, int(found.group(1))
 
 
 class Answer:
@@ -134,7 +118,7 @@ def version(answer):
     return int(found.group(1)) if found else None
 
 
-proc, PORT = start_cartd()
+proc, PORT = cart_process.start_cartd(CARTD)
 atexit.register(lambda: proc.poll() is None and proc.kill())   # even on an exception
 try:
     wait_healthy()
