@@ -290,9 +290,15 @@ def test_cluster(workdir):
         text = metrics(port, must=False)
         up = by_shard(check_groups(text, "the cluster"), "cart_shard_up")
         ages = by_shard(check_groups(text, "the cluster"), "cart_shard_load_age_seconds")
-        return up.get(0) == 1 and up.get(1) == 1 and 0 in ages and 1 in ages and text
+        # /healthz lists the shards only once every server thread of the
+        # front has its connection to the broker (before, it names the
+        # threads without one, and their requests are 503)
+        threads_up = '"shards"' in request(port, "GET", "/healthz")[1]
+        return (up.get(0) == 1 and up.get(1) == 1 and 0 in ages and 1 in ages and
+                threads_up and text)
 
-    wait_for("shards 0 and 1 live, with loads", shards_live)
+    wait_for("shards 0 and 1 live, with loads, every front thread connected",
+             shards_live)
     traffic(port, customer_of(3, (0, 1)), health=503)
     text = metrics(port)
     promtool(text, "the cluster's /metrics")
