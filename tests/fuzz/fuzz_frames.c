@@ -366,13 +366,22 @@ s_check_message (const frame_t *frames, size_t n, int at, bool routed)
     cart_msg_t msg;
     cart_msg_init (&msg);
     const char *error = NULL;
-    int rc = cart_msg_recv (socket, at, routed, &msg, 0, &error);
+    //  libFuzzer's timeout alarm (SIGALRM) may interrupt a receive: EINTR
+    //  is tried again, never taken for an answer
+    int rc;
+    do
+        rc = cart_msg_recv (socket, at, routed, &msg, 0, &error);
+    while (rc == 0 && errno == EINTR);
     FUZZ_CHECK (rc == 1 || rc == -1); //  a message was there to read
     //  The whole message was read, and nothing more
     FUZZ_CHECK (msg.frames == n + (routed ? 1 : 0));
     zmq_msg_t spare;
     zmq_msg_init (&spare);
-    FUZZ_CHECK (zmq_msg_recv (&spare, socket, ZMQ_DONTWAIT) == -1 && errno == EAGAIN);
+    int spare_rc;
+    do
+        spare_rc = zmq_msg_recv (&spare, socket, ZMQ_DONTWAIT);
+    while (spare_rc == -1 && errno == EINTR);
+    FUZZ_CHECK (spare_rc == -1 && errno == EAGAIN);
     zmq_msg_close (&spare);
     if (routed)
         FUZZ_CHECK (zmq_msg_size (&msg.identity) >= 1 &&
